@@ -1,0 +1,15 @@
+"""lstmkit: LSTMs from zero to hero.
+
+A transparent LSTM whose every gate can be read and that is a drop-in replacement for
+torch.nn.LSTM, experiments that show why gates remember, ready tasks, and fast engines.
+"""
+__version__ = "0.1.0"
+
+from lstmkit.cells import GRUCell, LSTMCell, RNNCell, gru_cell, lstm_cell, rnn_cell  # noqa: E402
+from lstmkit.layers import GRU, LSTM, RNN  # noqa: E402
+from lstmkit.trace import trace  # noqa: E402
+
+__all__ = [
+    "LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell",
+    "lstm_cell", "gru_cell", "rnn_cell", "trace", "__version__",
+]
