@@ -1,0 +1,110 @@
+"""The GRU recurrence (torch.nn.GRU's, gate order r, z, n) with back-propagation through time by hand.
+
+Forward, per step, as ``lstmkit.cells.gru_cell`` with the input part in xg (incl. b_ih):
+    hp = h @ w_hh.T + b_hh;  r = σ(x_r + hp_r);  z = σ(x_z + hp_z);  n = tanh(x_n + r ⊙ hp_n)
+    h' = (1 - z) ⊙ n + z ⊙ h
+Backward, with dh the gradient reaching h' (carried + output):
+    da_n = dh ⊙ (1-z)(1-n²);  da_z = dh ⊙ (h - n) z(1-z);  da_r = da_n ⊙ hp_n ⊙ r(1-r)
+    d xg = [da_r, da_z, da_n];  d hp = [da_r, da_z, da_n ⊙ r];  dh_prev = dh ⊙ z + d hp @ w_hh
+Every factor multiplying dh depends on forward values only, so it is computed for all steps at
+once; the loop is one product, one mul and one addmm per step.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from lstmkit.backends.reference.common import (StepPlan, carry_inactive, check_state, in_time_order,
+                                               make_plan, new_buffer, outputs_from_states, state_buffer,
+                                               weight_grad)
+
+XG, H0, W_HH, B_HH = range(4)
+
+
+def gru_recurrence(xg: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor | None = None,
+                   batch_sizes=None, reverse: bool = False):
+    """One layer-direction of a GRU: xg (T, B, 3H) = x @ w_ih.T + b_ih, h0 (B, H), w_hh (3H, H).
+
+    Returns y (T, B, H), h_n (B, H) and gates (T, B, 3H) = r, z, n (for reading, not differentiable).
+    """
+    steps, batch, rows = xg.shape
+    hidden = h0.shape[-1] if isinstance(h0, Tensor) else -1
+    if rows != 3 * hidden:
+        raise ValueError(f"xg must have 3·H = {3 * hidden} features (H from h0), got {rows}")
+    check_state("h0", h0, (batch, hidden), xg)
+    check_state("w_hh", w_hh, (rows, hidden), xg)
+    if b_hh is not None:
+        check_state("b_hh", b_hh, (rows,), xg)
+    plan = make_plan(steps, batch, batch_sizes, reverse)
+    return _GRURecurrence.apply(xg, h0, w_hh, b_hh, plan)
+
+
+class _GRURecurrence(torch.autograd.Function):
+
+    @staticmethod
+    def forward(ctx, xg, h0, w_hh, b_hh, plan: StepPlan):
+        steps, batch, rows = xg.shape
+        hidden = h0.shape[-1]
+        hs = state_buffer(h0, steps)                                 # (T+1, B, H)
+        gates = new_buffer(plan, (steps, batch, rows), xg)           # (T, B, 3H) r, z, n
+        hp_all = new_buffer(plan, (steps, batch, rows), xg)          # (T, B, 3H) h @ w_hh.T + b_hh
+        w_hh_t = w_hh.t()                                            # (H, 3H)
+        for k, (t, n) in enumerate(plan.steps):
+            h_prev = hs[k, :n]
+            hp = hp_all[t, :n]
+            if b_hh is None:
+                torch.mm(h_prev, w_hh_t, out=hp)
+            else:
+                torch.addmm(b_hh, h_prev, w_hh_t, out=hp)
+            a = gates[t, :n]
+            torch.add(xg[t, :n, :2 * hidden], hp[:, :2 * hidden], out=a[:, :2 * hidden]).sigmoid_()
+            r, z, n_gate = a[:, :hidden], a[:, hidden:2 * hidden], a[:, 2 * hidden:]
+            torch.addcmul(xg[t, :n, 2 * hidden:], r, hp[:, 2 * hidden:], out=n_gate).tanh_()
+            torch.addcmul(n_gate, z, h_prev - n_gate, out=hs[k + 1, :n])   # (1-z)⊙n + z⊙h
+            carry_inactive(hs, k, n)
+        y = outputs_from_states(hs, plan)                            # (T, B, H)
+        h_n = hs[steps].clone()
+        ctx.mark_non_differentiable(gates)
+        ctx.set_materialize_grads(False)
+        ctx.plan = plan
+        if any(ctx.needs_input_grad):
+            ctx.save_for_backward(hs, gates, hp_all, w_hh)
+        return y, h_n, gates
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dy, dh_n, _d_gates):
+        plan, need = ctx.plan, ctx.needs_input_grad
+        hs, gates, hp_all, w_hh = ctx.saved_tensors
+        steps, batch, rows = gates.shape
+        hidden = rows // 3
+        h_prev = in_time_order(hs[:-1], plan)                        # (T, B, H)
+        r, z, n_gate = gates.view(steps, batch, 3, hidden).unbind(2)
+        hp_n = hp_all[:, :, 2 * hidden:]
+        p_n = (1 - z) * (1 - n_gate * n_gate)                        # da_n = dh ⊙ p_n
+        p_z = (h_prev - n_gate) * z * (1 - z)                        # da_z = dh ⊙ p_z
+        p_r = p_n * hp_n * r * (1 - r)                               # da_r = dh ⊙ p_r
+        p_hp = torch.stack([p_r, p_z, p_n * r], 2)                   # (T, B, 3, H): d hp = dh ⊗ p_hp
+        del p_r, p_z
+
+        d_h = new_buffer(plan, (steps, batch, hidden), gates)        # (T, B, H) dh reaching each h'
+        d_hp = new_buffer(plan, (steps, batch, rows), gates)         # (T, B, 3H)
+        d_hp3 = d_hp.view(steps, batch, 3, hidden)
+        dh = dh_n.clone() if dh_n is not None else hs.new_zeros(batch, hidden)
+        for k in range(steps - 1, -1, -1):
+            t, n = plan.steps[k]
+            d_t = d_h[t, :n]
+            if dy is None:
+                d_t.copy_(dh[:n])
+            else:
+                torch.add(dh[:n], dy[t, :n], out=d_t)
+            torch.mul(d_t.unsqueeze(1), p_hp[t, :n], out=d_hp3[t, :n])
+            torch.addmm(d_t * z[t, :n], d_hp[t, :n], w_hh, out=dh[:n])
+
+        d_xg = None
+        if need[XG]:                                                 # like d hp, but n's part before r
+            d_xg = torch.cat([d_hp[:, :, :2 * hidden], d_h * p_n], -1)
+        return (d_xg, dh if need[H0] else None,
+                weight_grad(d_hp, h_prev) if need[W_HH] else None,
+                d_hp.sum((0, 1)) if need[B_HH] else None, None)

@@ -1,0 +1,173 @@
+"""The LSTM recurrence with back-propagation through time written out by hand.
+
+Forward runs ``lstmkit.cells.lstm_cell`` (with the input part already in ``xg``) step by step,
+writing every step straight into preallocated (T, B, ·) buffers. Backward walks the steps in
+the opposite order carrying dh, dc; each step is a few whole-tensor products plus one matrix
+product ``d_gates @ w_hh``. Everything that depends only on forward values (the activations'
+derivatives and their products) is computed for all steps at once before the loop, and the
+weight gradients are one matrix product (or one sum) over all steps after it. Saved memory is
+O(T·B·H) and the cost is linear in T.
+
+Gradient of one step (no variants; G' the derivative of an activation):
+    dh     = dh_next + dy_t
+    dc'    = dc_next + dh ⊙ o ⊙ (1 - tanh²c')          the memory hears the output
+    da_o   = dh ⊙ tanh(c') ⊙ o(1-o)
+    da_i   = dc' ⊙ g ⊙ i(1-i),  da_f = dc' ⊙ c ⊙ f(1-f),  da_g = dc' ⊙ i ⊙ (1-g²)
+    dc     = dc' ⊙ f                                   the forget gate scales memory's gradient
+    dh_prev = da @ w_hh
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from lstmkit.backends.reference.common import (StepPlan, carry_inactive, check_state, make_plan,
+                                               new_buffer, outputs_from_states, state_buffer)
+from lstmkit.backends.reference.lstm_backward import lstm_backward
+
+
+def lstm_recurrence(xg: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, w_hr: Tensor | None = None,
+                    w_ci: Tensor | None = None, w_cf: Tensor | None = None, w_co: Tensor | None = None,
+                    ln_hh: Tensor | None = None, ln_c_w: Tensor | None = None, ln_c_b: Tensor | None = None,
+                    h_mask: Tensor | None = None, zh: Tensor | None = None, zc: Tensor | None = None,
+                    batch_sizes=None, reverse: bool = False, eps: float = 1e-5):
+    """One layer-direction of an LSTM (see "The recurrence contract" in docs/ARCHITECTURE.md).
+
+    Returns y (T, B, P), h_n (B, P), c_n (B, H), gates (T, B, G·H) activations [i,] f, g, o and
+    c (T, B, H) the cell state after each step; gates and c are for reading, not differentiable.
+    The masks h_mask, zh, zc are constants: no gradient flows into them.
+    """
+    steps, batch, rows = xg.shape
+    hidden, out = c0.shape[-1], h0.shape[-1]
+    if rows not in (3 * hidden, 4 * hidden):
+        raise ValueError(f"xg must have 4·H = {4 * hidden} (or 3·H = {3 * hidden} coupled) features, got {rows}")
+    coupled = rows == 3 * hidden
+    check_state("h0", h0, (batch, out), xg)
+    check_state("c0", c0, (batch, hidden), xg)
+    check_state("w_hh", w_hh, (rows, out), xg)
+    if w_hr is not None:
+        check_state("w_hr", w_hr, (out, hidden), xg)
+    elif out != hidden:
+        raise ValueError(f"h0 has {out} features but c0 {hidden}: a projection needs w_hr of shape ({out}, {hidden})")
+    if coupled and w_ci is not None:
+        raise ValueError("coupled gates have no input gate, so w_ci must be None")
+    if (w_cf is None) != (w_ci is None) and not coupled:
+        raise ValueError("peepholes w_ci and w_cf come together (w_ci only is None when the gates are coupled)")
+    for name, v in (("w_ci", w_ci), ("w_cf", w_cf), ("w_co", w_co), ("ln_c_w", ln_c_w), ("ln_c_b", ln_c_b)):
+        if v is not None:
+            check_state(name, v, (hidden,), xg)
+    if (ln_c_w is None) != (ln_c_b is None):
+        raise ValueError("the cell layer norm needs both ln_c_w and ln_c_b")
+    if ln_hh is not None:
+        check_state("ln_hh", ln_hh, (rows,), xg)
+    if h_mask is not None:
+        check_state("h_mask", h_mask, (batch, out), xg)
+    if zh is not None:
+        check_state("zh", zh, (steps, batch, out), xg)
+    if zc is not None:
+        check_state("zc", zc, (steps, batch, hidden), xg)
+    masks = [None if m is None else m.detach() for m in (h_mask, zh, zc)]
+    plan = make_plan(steps, batch, batch_sizes, reverse)
+    return _LSTMRecurrence.apply(xg, h0, c0, w_hh, w_hr, w_ci, w_cf, w_co, ln_hh, ln_c_w, ln_c_b,
+                                 *masks, plan, float(eps))
+
+
+class _LSTMRecurrence(torch.autograd.Function):
+
+    @staticmethod
+    def forward(ctx, xg, h0, c0, w_hh, w_hr, w_ci, w_cf, w_co, ln_hh, ln_c_w, ln_c_b,
+                h_mask, zh, zc, plan: StepPlan, eps: float):
+        steps, batch, rows = xg.shape
+        hidden, out = c0.shape[-1], h0.shape[-1]
+        n_gates = rows // hidden
+        coupled = n_gates == 3
+        hs = state_buffer(h0, steps)                                  # (T+1, B, P) h each step reads
+        cs = state_buffer(c0, steps)                                  # (T+1, B, H)
+        gates = new_buffer(plan, (steps, batch, rows), xg)            # (T, B, G·H) activations
+        gates4 = gates.view(steps, batch, n_gates, hidden)            # (T, B, G, H)
+        tanh_c = new_buffer(plan, (steps, batch, hidden), xg)         # (T, B, H) tanh of the shown cell
+        # without zoneout the new cell is the next state; with it, keep the un-zoned c' apart
+        c_new_all = new_buffer(plan, (steps, batch, hidden), xg) if zc is not None else None
+        if ln_hh is not None:
+            hp_hat = new_buffer(plan, (steps, batch, rows), xg)       # (T, B, G·H) normalised h @ w_hh.T
+            hp_rstd = new_buffer(plan, (steps, batch, 1), xg)
+        if ln_c_w is not None:
+            c_mean = new_buffer(plan, (steps, batch, 1), xg)          # (T, B, 1) statistics of c'
+            c_rstd = new_buffer(plan, (steps, batch, 1), xg)
+        w_hh_t = w_hh.t()                                             # (P, G·H)
+        w_hr_t = None if w_hr is None else w_hr.t()                   # (H, P)
+        # peepholes of i and f as one (2, H) gain so both gates take the old cell in one op
+        w_c_if = torch.stack([w_ci, w_cf]) if w_cf is not None and not coupled else None
+        o_gate = n_gates - 1
+        for k, (t, n) in enumerate(plan.steps):
+            h_prev, c_prev = hs[k, :n], cs[k, :n]                     # (n, P), (n, H)
+            h_in = h_prev if h_mask is None else h_prev * h_mask[:n]
+            a = gates[t, :n]                                          # (n, G·H) pre-activations, then gates
+            if ln_hh is None:
+                torch.addmm(xg[t, :n], h_in, w_hh_t, out=a)
+            else:
+                hp, _, rstd = torch.native_layer_norm(h_in @ w_hh_t, (rows,), None, None, eps)
+                hp_hat[t, :n] = hp
+                hp_rstd[t, :n] = rstd
+                torch.addcmul(xg[t, :n], hp, ln_hh, out=a)
+            a4 = gates4[t, :n]                                        # (n, G, H)
+            if coupled:
+                if w_cf is not None:
+                    a4[:, 0].addcmul_(w_cf, c_prev)
+                f, g, o = a4.unbind(1)
+                f.sigmoid_()
+                g.tanh_()
+                c_new = cs[k + 1, :n] if zc is None else c_new_all[t, :n]
+                torch.addcmul(g, f, c_prev - g, out=c_new)            # f⊙c + (1-f)⊙g
+            else:
+                if w_c_if is not None:
+                    a4[:, :2].addcmul_(w_c_if, c_prev.unsqueeze(1))
+                a4[:, :2].sigmoid_()                                  # i, f
+                i, f, g, o = a4.unbind(1)
+                g.tanh_()
+                c_new = cs[k + 1, :n] if zc is None else c_new_all[t, :n]
+                torch.mul(f, c_prev, out=c_new).addcmul_(i, g)        # c' = f⊙c + i⊙g
+            if w_co is not None:
+                o.addcmul_(w_co, c_new)
+            o.sigmoid_()
+            if ln_c_w is None:
+                torch.tanh(c_new, out=tanh_c[t, :n])
+            else:
+                shown, mean, rstd = torch.native_layer_norm(c_new, (hidden,), ln_c_w, ln_c_b, eps)
+                c_mean[t, :n] = mean
+                c_rstd[t, :n] = rstd
+                torch.tanh(shown, out=tanh_c[t, :n])
+            h_next = hs[k + 1, :n]
+            if w_hr is None and zh is None:
+                torch.mul(o, tanh_c[t, :n], out=h_next)
+            else:
+                h_new = o * tanh_c[t, :n]                             # (n, H)
+                if w_hr is not None:
+                    h_new = h_new @ w_hr_t                            # (n, P)
+                if zh is None:
+                    h_next.copy_(h_new)
+                else:                                                 # h = h' + zh⊙(h_prev - h')
+                    torch.addcmul(h_new, zh[t, :n], h_prev - h_new, out=h_next)
+            if zc is not None:
+                torch.addcmul(c_new, zc[t, :n], c_prev - c_new, out=cs[k + 1, :n])
+            carry_inactive(hs, k, n)
+            carry_inactive(cs, k, n)
+
+        y = outputs_from_states(hs, plan)                             # (T, B, P)
+        cells = outputs_from_states(cs, plan)                         # (T, B, H)
+        h_n, c_n = hs[steps].clone(), cs[steps].clone()
+        ctx.mark_non_differentiable(gates, cells)
+        ctx.set_materialize_grads(False)
+        ctx.plan, ctx.eps = plan, eps
+        if any(ctx.needs_input_grad):
+            optional = [c_new_all, *((hp_hat, hp_rstd) if ln_hh is not None else (None, None)),
+                        *((c_mean, c_rstd) if ln_c_w is not None else (None, None))]
+            ctx.save_for_backward(hs, cs, gates, tanh_c, *optional, w_hh, w_hr, w_ci, w_cf, w_co,
+                                  ln_hh, ln_c_w, ln_c_b, h_mask, zh, zc)
+        return y, h_n, c_n, gates, cells
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dy, dh_n, dc_n, _d_gates, _d_cells):
+        return lstm_backward(ctx, dy, dh_n, dc_n)

@@ -1,0 +1,71 @@
+"""The Elman RNN recurrence (tanh or relu) with back-propagation through time by hand.
+
+Forward: h' = act(xg_t + h @ w_hh.T), xg including both biases.
+Backward: da = (dh_next + dy_t) ⊙ act'(h'),  dh_prev = da @ w_hh,  dW_hh = Σ_t da_tᵀ h_t.
+act' is read off the output: 1 - h'² for tanh, [h' > 0] for relu (torch's convention at 0).
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from lstmkit.backends.reference.common import (StepPlan, carry_inactive, check_state, in_time_order,
+                                               make_plan, new_buffer, outputs_from_states, state_buffer,
+                                               weight_grad)
+
+NONLINEARITIES = ("tanh", "relu")
+
+
+def rnn_recurrence(xg: Tensor, h0: Tensor, w_hh: Tensor, nonlinearity: str = "tanh",
+                   batch_sizes=None, reverse: bool = False):
+    """One layer-direction of an RNN: xg (T, B, H) incl. both biases, h0 (B, H), w_hh (H, H).
+
+    Returns y (T, B, H) and h_n (B, H).
+    """
+    if nonlinearity not in NONLINEARITIES:
+        raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+    steps, batch, hidden = xg.shape
+    check_state("h0", h0, (batch, hidden), xg)
+    check_state("w_hh", w_hh, (hidden, hidden), xg)
+    plan = make_plan(steps, batch, batch_sizes, reverse)
+    return _RNNRecurrence.apply(xg, h0, w_hh, nonlinearity, plan)
+
+
+class _RNNRecurrence(torch.autograd.Function):
+
+    @staticmethod
+    def forward(ctx, xg, h0, w_hh, nonlinearity: str, plan: StepPlan):
+        steps = xg.shape[0]
+        hs = state_buffer(h0, steps)                                 # (T+1, B, H)
+        w_hh_t = w_hh.t()
+        tanh = nonlinearity == "tanh"
+        for k, (t, n) in enumerate(plan.steps):
+            h_next = torch.addmm(xg[t, :n], hs[k, :n], w_hh_t, out=hs[k + 1, :n])
+            h_next.tanh_() if tanh else h_next.relu_()
+            carry_inactive(hs, k, n)
+        y = outputs_from_states(hs, plan)                            # (T, B, H)
+        h_n = hs[steps].clone()
+        ctx.set_materialize_grads(False)
+        ctx.plan, ctx.tanh = plan, tanh
+        if any(ctx.needs_input_grad):
+            ctx.save_for_backward(hs, w_hh)
+        return y, h_n
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dy, dh_n):
+        plan, need = ctx.plan, ctx.needs_input_grad
+        hs, w_hh = ctx.saved_tensors
+        steps, batch, hidden = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
+        h_new = in_time_order(hs[1:], plan)                          # (T, B, H)
+        d_act = 1 - h_new * h_new if ctx.tanh else (h_new > 0).to(h_new.dtype)
+        d_a = new_buffer(plan, (steps, batch, hidden), hs)           # (T, B, H) = d xg
+        dh = dh_n.clone() if dh_n is not None else hs.new_zeros(batch, hidden)
+        for k in range(steps - 1, -1, -1):
+            t, n = plan.steps[k]
+            dh_t = dh[:n] if dy is None else dh[:n] + dy[t, :n]
+            torch.mul(dh_t, d_act[t, :n], out=d_a[t, :n])
+            torch.mm(d_a[t, :n], w_hh, out=dh[:n])
+        return (d_a if need[0] else None, dh if need[1] else None,
+                weight_grad(d_a, in_time_order(hs[:-1], plan)) if need[2] else None, None, None)
