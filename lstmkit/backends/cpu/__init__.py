@@ -1,0 +1,147 @@
+"""The fused CPU engine: an LSTM layer-direction's whole recurrence as one PyTorch custom operator.
+
+``lstm_recurrence`` has exactly the signature and results of the recurrence contract
+(docs/ARCHITECTURE.md). It calls ``torch.ops.lstmkit.lstm_forward`` (C++, compiled on first use by
+``build.py``), whose backward ``torch.ops.lstmkit.lstm_backward`` is connected with
+``torch.library.register_autograd``; ``register_fake`` gives torch.compile the output shapes.
+The contract's ``gates`` and ``c`` results are records for tracing: gradients do not flow through them.
+
+Served: LSTM in float32 and float64 on CPU tensors, every variant of the contract (peepholes, layer
+norm, coupled gates, projection, recurrent-dropout mask, zoneout, packed batch sizes, reverse).
+Not served (raises BackendUnavailable): GRU, RNN, bfloat16/float16, non-CPU tensors.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+from lstmkit.backends.cpu import build
+from lstmkit.errors import BackendUnavailable
+
+NAME = "cpu"
+SUPPORTED = ("LSTM (all variants of the recurrence contract) in float32/float64 on CPU tensors; "
+             "not GRU, RNN, bfloat16/float16 or GPU tensors")
+DTYPES = (torch.float32, torch.float64)
+
+_registered = False
+
+
+def is_available() -> tuple[bool, str]:
+    """(True, "") when the engine is compiled (or loads from the cache); else (False, why not)."""
+    ok, reason = build.load()
+    if ok:
+        _register_python_side()
+    return ok, reason
+
+
+def supports(xg: Tensor | None = None, *, kind: str = "lstm", dtype: torch.dtype | None = None,
+             device: torch.device | str | None = None) -> tuple[bool, str]:
+    """Whether this engine serves a configuration: (True, "") or (False, what it supports instead)."""
+    if kind != "lstm":
+        return False, f"cpu engine: no {kind.upper()} kernel; it serves {SUPPORTED}"
+    dtype = dtype or (xg.dtype if xg is not None else torch.float32)
+    device = torch.device(device or (xg.device if xg is not None else "cpu"))
+    if dtype not in DTYPES:
+        return False, f"cpu engine: dtype {dtype} is not served; it serves {SUPPORTED}"
+    if device.type != "cpu":
+        return False, f"cpu engine: device {device} is not served; it serves {SUPPORTED}"
+    ok, reason = is_available()
+    return (True, "") if ok else (False, f"cpu engine unavailable: {reason}")
+
+
+def why_not(module, training: bool = False) -> str | None:
+    """For the registry: None when this engine can run the lstmkit layer ``module``, else why not."""
+    kind = type(module).__name__.lower()
+    if kind not in ("lstm", "gru", "rnn"):
+        kind = "lstm" if hasattr(module, "variant") else kind
+    param = next(iter(module.parameters()), None)
+    ok, why = supports(kind=kind, dtype=None if param is None else param.dtype,
+                       device=None if param is None else param.device)
+    return None if ok else why
+
+
+def _require(xg: Tensor, kind: str = "lstm") -> None:
+    ok, why = supports(xg, kind=kind)
+    if not ok:
+        raise BackendUnavailable(why)
+
+
+def lstm_recurrence(xg: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, w_hr: Tensor | None,
+                    w_ci: Tensor | None, w_cf: Tensor | None, w_co: Tensor | None,
+                    ln_hh: Tensor | None, ln_c_w: Tensor | None, ln_c_b: Tensor | None,
+                    h_mask: Tensor | None, zh: Tensor | None, zc: Tensor | None,
+                    batch_sizes: Sequence[int] | Tensor | None, reverse: bool, eps: float = 1e-5):
+    """One layer-direction of an LSTM over all T steps -> (y, h_n, c_n, gates, c); see the contract."""
+    _require(xg)
+    if isinstance(batch_sizes, Tensor):
+        batch_sizes = batch_sizes.tolist()
+    elif batch_sizes is not None:
+        batch_sizes = [int(b) for b in batch_sizes]
+    dtype = xg.dtype
+    tensors = [h0, c0, w_hh, w_hr, w_ci, w_cf, w_co, ln_hh, ln_c_w, ln_c_b, h_mask, zh, zc]
+    for t in tensors:
+        if t is not None and t.dtype != dtype:
+            raise TypeError(f"cpu engine: every tensor must have xg's dtype {dtype}, got one of {t.dtype}")
+    out = torch.ops.lstmkit.lstm_forward(xg, h0, c0, w_hh, w_hr, w_ci, w_cf, w_co, ln_hh, ln_c_w,
+                                         ln_c_b, h_mask, zh, zc, batch_sizes, bool(reverse), float(eps))
+    return out[0], out[1], out[2], out[3], out[4]
+
+
+# ------------------------------------------------------------------------------------------------
+# Python side of the operator: autograd and fake (shape-only) kernels, registered once after loading.
+
+_DIFF = ("xg", "h0", "c0", "w_hh", "w_hr", "w_ci", "w_cf", "w_co", "ln_hh", "ln_c_w", "ln_c_b")
+
+
+def _setup_context(ctx, inputs, output):
+    (xg, h0, c0, w_hh, w_hr, w_ci, w_cf, w_co, ln_hh, ln_c_w, ln_c_b, h_mask, zh, zc,
+     batch_sizes, reverse, eps) = inputs
+    _, _, _, gates, cs, cheld, hin, cnew, hraw, hhraw, stats = output
+    cs = cheld if cheld.numel() else cs      # packed: the states with inactive rows held
+    ctx.save_for_backward(c0, w_hh, w_hr, w_ci, w_cf, w_co, ln_hh, ln_c_w, ln_c_b, h_mask, zh, zc,
+                          gates, cs, hin, cnew, hraw, hhraw, stats)
+    ctx.args = (batch_sizes, reverse, eps)
+    ctx.present = tuple(t is not None for t in (xg, h0, c0, w_hh, w_hr, w_ci, w_cf, w_co, ln_hh, ln_c_w, ln_c_b))
+
+
+def _backward(ctx, grad_y, grad_h_n, grad_c_n, *_records):
+    saved = ctx.saved_tensors
+    grads = torch.ops.lstmkit.lstm_backward(grad_y, grad_h_n, grad_c_n, *saved, *ctx.args)
+    grads = tuple(g if present else None for g, present in zip(grads, ctx.present))
+    return grads + (None,) * 6                      # h_mask, zh, zc, batch_sizes, reverse, eps
+
+
+def _fake_forward(xg, h0, c0, w_hh, w_hr, w_ci, w_cf, w_co, ln_hh, ln_c_w, ln_c_b, h_mask, zh, zc,
+                  batch_sizes, reverse, eps):
+    T, B, GH = xg.shape
+    H, P = c0.shape[1], h0.shape[1]
+    new = xg.new_empty
+    return (new(T, B, P), new(B, P), new(B, H), new(T, B, GH), new(T, B, H),
+            new(T, B, H) if batch_sizes is not None else new(0), new(T, B, P),
+            new(T, B, H) if zc is not None else new(0), new(T, B, H) if w_hr is not None else new(0),
+            new(T, B, GH) if ln_hh is not None else new(0),
+            new(T, B, 4) if (ln_hh is not None or ln_c_w is not None) else new(0))
+
+
+def _fake_backward(grad_y, grad_h_n, grad_c_n, c0, w_hh, w_hr, w_ci, w_cf, w_co, ln_hh, ln_c_w, ln_c_b,
+                   h_mask, zh, zc, gates, cs, hin, cnew, hraw, hhraw, stats, batch_sizes, reverse, eps):
+    like = lambda t: gates.new_empty(t.shape) if t is not None else gates.new_empty(0)  # noqa: E731
+    return (gates.new_empty(gates.shape), hin.new_empty(hin.shape[1:]), like(c0), like(w_hh), like(w_hr),
+            like(w_ci), like(w_cf), like(w_co), like(ln_hh), like(ln_c_w), like(ln_c_b))
+
+
+def _register_python_side() -> None:
+    global _registered
+    if _registered:
+        return
+    torch.library.register_autograd("lstmkit::lstm_forward", _backward, setup_context=_setup_context)
+    torch.library.register_fake("lstmkit::lstm_forward")(_fake_forward)
+    torch.library.register_fake("lstmkit::lstm_backward")(_fake_backward)
+    torch.library.register_fake("lstmkit::lstm_step")(
+        lambda x, h, c, w_cat, bias, w_hr: (h.new_empty(h.shape[1:]), h.new_empty(h.shape), c.new_empty(c.shape)))
+    _registered = True
+
+
+__all__ = ["NAME", "SUPPORTED", "is_available", "supports", "why_not", "lstm_recurrence", "BackendUnavailable"]

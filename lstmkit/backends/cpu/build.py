@@ -1,0 +1,106 @@
+"""Compile the fused CPU engine on first use and cache it; say once, clearly, why when that fails.
+
+The C++ sources next to this file are built with ``torch.utils.cpp_extension.load`` (ninja + the
+system C++ compiler) into ``$LSTMKIT_CACHE`` or ``$TORCH_EXTENSIONS_DIR`` or ``~/.cache/lstmkit``,
+in a folder named after a hash of the sources, the flags and the torch version, so a second process
+(or a second run) loads the cached library in well under a second. Nothing is ever downloaded.
+
+Set ``LSTMKIT_CPU_ENGINE=0`` to switch the engine off (the reference and native backends still work).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import threading
+import warnings
+from pathlib import Path
+
+import torch
+
+SOURCES = ("lstm_forward.cpp", "lstm_backward.cpp", "step.cpp")
+HEADERS = ("cpu_math.h",)
+_HERE = Path(__file__).resolve().parent
+
+_lock = threading.Lock()
+_state: dict[str, object] = {}          # "ok": bool, "reason": str once a build was attempted
+
+
+def cache_root() -> Path:
+    for var in ("LSTMKIT_CACHE", "TORCH_EXTENSIONS_DIR"):
+        if os.environ.get(var):
+            return Path(os.environ[var]) / "lstmkit"
+    return Path.home() / ".cache" / "lstmkit"
+
+
+def compile_flags() -> list[str]:
+    """-O3, plus AVX2/FMA only when this CPU has them (the hash below keys the cache on the flags,
+    so a library built for one machine is never loaded on a machine that lacks its instructions)."""
+    flags = ["-O3", "-fno-math-errno", "-std=c++17"]
+    capability = getattr(torch.backends.cpu, "get_cpu_capability", lambda: "DEFAULT")()
+    if capability in ("AVX2", "AVX512"):
+        flags += ["-mavx2", "-mfma"]
+    return flags
+
+
+def _build_name(flags: list[str]) -> str:
+    digest = hashlib.sha256()
+    for name in SOURCES + HEADERS:
+        digest.update((_HERE / name).read_bytes())
+    digest.update(" ".join(flags).encode())
+    digest.update(torch.__version__.encode())
+    return "lstmkit_cpu_" + digest.hexdigest()[:12]
+
+
+def _missing_tool() -> str | None:
+    """Why a build cannot even start (no compiler, no ninja), or None."""
+    from torch.utils import cpp_extension
+
+    compiler = os.environ.get("CXX", "c++")
+    if shutil.which(compiler) is None:
+        return f"no C++ compiler found (looked for {compiler!r}; install g++ or clang, or set CXX)"
+    if not cpp_extension.is_ninja_available():
+        return "ninja is not installed (pip install ninja, or pip install 'lstmkit[cpu]')"
+    return None
+
+
+def _compile() -> None:
+    """Build (or load from the cache) and register the lstmkit:: operators with torch."""
+    from torch.utils import cpp_extension
+
+    flags = compile_flags()
+    name = _build_name(flags)
+    build_dir = cache_root() / name
+    build_dir.mkdir(parents=True, exist_ok=True)
+    cpp_extension.load(name=name, sources=[str(_HERE / s) for s in SOURCES], extra_cflags=flags,
+                       build_directory=str(build_dir), is_python_module=False, verbose=False)
+
+
+def load() -> tuple[bool, str]:
+    """Build or load the engine once per process. Returns (available, reason it is not)."""
+    with _lock:
+        if "ok" in _state:
+            return bool(_state["ok"]), str(_state["reason"])
+        reason = ""
+        if os.environ.get("LSTMKIT_CPU_ENGINE", "1") == "0":
+            reason = "switched off by LSTMKIT_CPU_ENGINE=0"
+        else:
+            reason = _missing_tool() or ""
+        if not reason:
+            try:
+                _compile()
+            except Exception as error:  # a failed compile must leave the other backends working
+                lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
+                first = next((ln for ln in lines if "error" in ln.lower()), lines[-1] if lines else "")
+                reason = f"compiling the C++ sources failed: {first or type(error).__name__}"
+        _state.update(ok=not reason, reason=reason)
+        if reason:
+            warnings.warn(f"lstmkit: the cpu engine is unavailable: {reason}. "
+                          "The 'reference' and 'native' backends still work.", RuntimeWarning, stacklevel=3)
+        return not reason, reason
+
+
+def reset() -> None:
+    """Forget the outcome of the last attempt (for tests that simulate a failure)."""
+    with _lock:
+        _state.clear()

@@ -1,0 +1,129 @@
+// Shared pieces of the fused CPU kernels: the gate nonlinearities and a thin GEMM wrapper.
+//
+// float32 uses a branch-free exp (Cephes' expf polynomial, ~1 ulp) so that gcc vectorises the
+// gate loops; std::exp would keep them scalar. float64 uses the C library for full accuracy.
+#pragma once
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+namespace lstmkit {
+using at::Tensor;
+using OptT = std::optional<Tensor>;
+
+inline float exp_poly(float x) {
+  // exp(x) = 2^n · exp(r), r = x - n·ln2 in [-ln2/2, ln2/2]; clamped so 2^n stays a normal float.
+  x = x < -87.3f ? -87.3f : (x > 88.3f ? 88.3f : x);  // ternaries vectorise, fmin/fmax need -ffast-math
+  float n = std::floor(x * 1.44269504088896341f + 0.5f);
+  float r = x - n * 0.693359375f + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof(scale));
+  return p * scale;
+}
+
+inline float sigmoid(float x) { return 1.0f / (1.0f + exp_poly(-x)); }
+inline double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+
+inline float tanh_(float x) {
+  // tanh(x) = sign(x)·(1 - e)/(1 + e), e = exp(-2|x|): no overflow, absolute error ~1e-7.
+  float e = exp_poly(-2.0f * std::fabs(x));
+  float t = (1.0f - e) / (1.0f + e);
+  return std::copysign(t, x);
+}
+inline double tanh_(double x) { return std::tanh(x); }
+
+// The BLAS that torch links (MKL on x86 builds) exports the Fortran gemm; calling it directly skips the
+// dispatcher and any allocation, which matters because this runs once per time step. Declared weak:
+// where torch has no such symbol the ATen fallback below is used instead.
+extern "C" {
+void sgemm_(const char*, const char*, const int*, const int*, const int*, const float*, const float*,
+            const int*, const float*, const int*, const float*, float*, const int*) __attribute__((weak));
+void dgemm_(const char*, const char*, const int*, const int*, const int*, const double*, const double*,
+            const int*, const double*, const int*, const double*, double*, const int*) __attribute__((weak));
+}
+
+inline void blas_gemm(const char* ta, const char* tb, int m, int n, int k, const float* alpha, const float* a,
+                      int lda, const float* b, int ldb, const float* beta, float* c, int ldc) {
+  sgemm_(ta, tb, &m, &n, &k, alpha, a, &lda, b, &ldb, beta, c, &ldc);
+}
+inline void blas_gemm(const char* ta, const char* tb, int m, int n, int k, const double* alpha, const double* a,
+                      int lda, const double* b, int ldb, const double* beta, double* c, int ldc) {
+  dgemm_(ta, tb, &m, &n, &k, alpha, a, &lda, b, &ldb, beta, c, &ldc);
+}
+template <typename T> inline bool have_blas();
+template <> inline bool have_blas<float>() { return sgemm_ != nullptr; }
+template <> inline bool have_blas<double>() { return dgemm_ != nullptr; }
+
+// Row-major C (n, m) = beta·C + A (n, k) @ op(W), A with row stride lda, C with row stride ldc.
+// w_transposed: W is (m, k) and op(W) = W^T (x @ W.T as in nn.Linear); else W is (k, m).
+// BLAS is column-major, so this is C^T = op(W)^T · A^T.
+template <typename T>
+inline void gemm_rows(int64_t n, int64_t m, int64_t k, const T* a, int64_t lda, const T* w,
+                      bool w_transposed, T beta, T* c, int64_t ldc) {
+  if (n == 0) return;
+  if (have_blas<T>()) {
+    const T one = 1;
+    blas_gemm(w_transposed ? "T" : "N", "N", (int)m, (int)n, (int)k, &one, w, (int)(w_transposed ? k : m), a,
+              (int)lda, &beta, c, (int)ldc);
+    return;
+  }
+  auto opts = at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value);
+  Tensor A = at::from_blob(const_cast<T*>(a), {n, k}, {lda, 1}, opts);
+  Tensor W = w_transposed ? at::from_blob(const_cast<T*>(w), {m, k}, opts).t() : at::from_blob(const_cast<T*>(w), {k, m}, opts);
+  Tensor C = at::from_blob(c, {n, m}, {ldc, 1}, opts);
+  if (beta == T(0)) C.copy_(at::mm(A, W)); else C.add_(at::mm(A, W));  // beta is 0 or 1 here
+}
+
+
+inline bool given(const OptT& t) { return t.has_value() && t->defined(); }
+inline Tensor contig(const OptT& t) { return given(t) ? t->contiguous() : Tensor(); }
+template <typename T>
+const T* ptr(const Tensor& t) { return t.defined() && t.numel() ? t.data_ptr<T>() : nullptr; }
+inline Tensor none_like(const Tensor& like) { return at::empty({0}, like.options()); }
+
+// The variant tensors (contiguous), shared by forward and backward.
+struct Variant {
+  Tensor w_hr, w_ci, w_cf, w_co, ln_hh, ln_c_w, ln_c_b, h_mask, zh, zc;
+  Variant(const OptT& w_hr_, const OptT& w_ci_, const OptT& w_cf_, const OptT& w_co_, const OptT& ln_hh_,
+          const OptT& ln_c_w_, const OptT& ln_c_b_, const OptT& h_mask_, const OptT& zh_, const OptT& zc_)
+      : w_hr(contig(w_hr_)), w_ci(contig(w_ci_)), w_cf(contig(w_cf_)), w_co(contig(w_co_)),
+        ln_hh(contig(ln_hh_)), ln_c_w(contig(ln_c_w_)), ln_c_b(contig(ln_c_b_)), h_mask(contig(h_mask_)),
+        zh(contig(zh_)), zc(contig(zc_)) {}
+};
+
+// mean and 1/sqrt(var + eps) of one row (biased variance, as F.layer_norm).
+template <typename T>
+inline void row_stats(const T* x, int64_t n, T eps, T& mean, T& rstd) {
+  T s = 0;
+  for (int64_t j = 0; j < n; ++j) s += x[j];
+  mean = s / T(n);
+  T v = 0;
+  for (int64_t j = 0; j < n; ++j) v += (x[j] - mean) * (x[j] - mean);
+  rstd = T(1) / std::sqrt(v / T(n) + eps);
+}
+
+// Layer-norm backward of one row, in place on dy (the gradient w.r.t. x̂ = (x - mean)·rstd):
+// dx = rstd · (dy - mean(dy) - x̂ · mean(dy · x̂)).
+template <typename T>
+inline void ln_backward_row(T* dy, const T* x, int64_t n, T mean, T rstd) {
+  T s1 = 0, s2 = 0;
+  for (int64_t j = 0; j < n; ++j) { s1 += dy[j]; s2 += dy[j] * (x[j] - mean) * rstd; }
+  s1 /= T(n); s2 /= T(n);
+  for (int64_t j = 0; j < n; ++j) dy[j] = rstd * (dy[j] - s1 - (x[j] - mean) * rstd * s2);
+}
+
+
+// Grain for parallel loops over batch rows: don't split unless each thread gets real work.
+inline int64_t row_grain(int64_t row_width) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(1, row_width)); }
+
+}  // namespace lstmkit

@@ -1,0 +1,70 @@
+// One time step of a stacked LSTM in a single call, for generation and streaming (inference only).
+//
+// Per layer: [x | h] (B, I + P) times the pre-concatenated [W_ih | W_hh]^T (one GEMM, in effect a
+// matrix-vector product at B = 1), then one pass for the cell: i, f, g, o, c, h as in lstm_cell.
+// All layers run inside this call, so a step costs one dispatcher hop instead of dozens of ops.
+#include "cpu_math.h"
+#include <torch/library.h>
+#include <tuple>
+
+namespace lstmkit {
+
+// x (B, I); h (L, B, P); c (L, B, H); w_cat[l] (4H, I_l + P) = [W_ih | W_hh]; bias[l] (4H,) = b_ih + b_hh;
+// w_hr: empty list or L projections (P, H). Returns y (B, P) (the top layer's h), h_n (L, B, P), c_n (L, B, H).
+std::tuple<Tensor, Tensor, Tensor> lstm_step(const Tensor& x_, const Tensor& h_, const Tensor& c_,
+                                             at::TensorList w_cat, at::TensorList bias, at::TensorList w_hr) {
+  const Tensor x = x_.contiguous(), h = h_.contiguous(), c = c_.contiguous();
+  const int64_t L = h.size(0), B = h.size(1), P = h.size(2), H = c.size(2), GH = 4 * H;
+  TORCH_CHECK((int64_t)w_cat.size() == L && (int64_t)bias.size() == L, "lstm_step: need one weight per layer");
+  const bool proj = !w_hr.empty();
+  auto opts = x.options();
+  Tensor h_n = at::empty({L, B, P}, opts), c_n = at::empty({L, B, H}, opts);
+  Tensor gates = at::empty({B, GH}, opts);                 // (B, 4H)
+  Tensor hraw = at::empty({B, H}, opts);                   // (B, H) o ⊙ tanh(c) before projection
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstm_step", [&] {
+    using T = scalar_t;
+    for (int64_t l = 0; l < L; ++l) {
+      const int64_t I = w_cat[l].size(1) - P;
+      const T* in = l == 0 ? x.data_ptr<T>() : h_n.data_ptr<T>() + (l - 1) * B * P;  // (B, I)
+      Tensor xh = at::empty({B, I + P}, opts);             // (B, I + P) = [x | h]
+      T* xhp = xh.data_ptr<T>();
+      const T* hp = h.data_ptr<T>() + l * B * P;
+      for (int64_t b = 0; b < B; ++b) {
+        std::memcpy(xhp + b * (I + P), in + b * I, sizeof(T) * I);
+        std::memcpy(xhp + b * (I + P) + I, hp + b * P, sizeof(T) * P);
+      }
+      T* a = gates.data_ptr<T>();
+      gemm_rows<T>(B, GH, I + P, xhp, I + P, w_cat[l].data_ptr<T>(), true, T(0), a, GH);
+      const T* bl = bias[l].data_ptr<T>();
+      const T* cp = c.data_ptr<T>() + l * B * H;
+      T* cnp = c_n.data_ptr<T>() + l * B * H;
+      T* hout = proj ? hraw.data_ptr<T>() : h_n.data_ptr<T>() + l * B * P;
+      at::parallel_for(0, B, row_grain(GH), [&](int64_t b0, int64_t b1) {
+        for (int64_t b = b0; b < b1; ++b) {
+          const T *ai = a + b * GH, *af = ai + H, *ag = af + H, *ao = ag + H;
+          const T *bi = bl, *bf = bl + H, *bg = bf + H, *bo = bg + H;
+          for (int64_t j = 0; j < H; ++j) {
+            const T i = sigmoid(ai[j] + bi[j]);             // input gate
+            const T f = sigmoid(af[j] + bf[j]);             // forget gate
+            const T g = tanh_(ag[j] + bg[j]);               // candidate
+            const T o = sigmoid(ao[j] + bo[j]);             // output gate
+            const T c_new = f * cp[b * H + j] + i * g;
+            cnp[b * H + j] = c_new;
+            hout[b * H + j] = o * tanh_(c_new);
+          }
+        }
+      });
+      if (proj) gemm_rows<T>(B, P, H, hout, H, w_hr[l].data_ptr<T>(), true, T(0), h_n.data_ptr<T>() + l * B * P, P);
+    }
+  });
+  return {h_n[L - 1].clone(), h_n, c_n};
+}
+
+TORCH_LIBRARY_FRAGMENT(lstmkit, m) {
+  m.def("lstm_step(Tensor x, Tensor h, Tensor c, Tensor[] w_cat, Tensor[] bias, Tensor[] w_hr) "
+        "-> (Tensor, Tensor, Tensor)");
+}
+
+TORCH_LIBRARY_IMPL(lstmkit, CPU, m) { m.impl("lstm_step", &lstm_step); }
+
+}  // namespace lstmkit
