@@ -7,9 +7,10 @@ __version__ = "0.1.0"
 
 from lstmkit.cells import GRUCell, LSTMCell, RNNCell, gru_cell, lstm_cell, rnn_cell  # noqa: E402
 from lstmkit.layers import GRU, LSTM, RNN  # noqa: E402
+from lstmkit.swap import swap_into_torch  # noqa: E402
 from lstmkit.trace import trace  # noqa: E402
 
 __all__ = [
     "LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell",
-    "lstm_cell", "gru_cell", "rnn_cell", "trace", "__version__",
+    "lstm_cell", "gru_cell", "rnn_cell", "trace", "swap_into_torch", "__version__",
 ]
