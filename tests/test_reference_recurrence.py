@@ -19,6 +19,15 @@ TOL = {torch.float64: 1e-10, torch.float32: 1e-5}
 EPS = 1e-5
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """These tensors are tiny: a second OpenMP thread only adds fork/join waits on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def assert_close(got, want, tol, what):
     assert (got is None) == (want is None), f"{what}: one side is None"
     if got is None:
@@ -146,23 +155,34 @@ def test_lstm_matches_cell_loop_float64(variant, layout):
             lambda: lstm_oracle(leaves, masks, coupled, bs, rev), leaves, TOL[torch.float64])
 
 
-@pytest.mark.parametrize("variant", list(VARIANTS))
-@pytest.mark.parametrize("layout", ["full", "packed_reverse"])
-def test_lstm_float32_is_as_accurate_as_the_cell(variant, layout):
-    """float32 engine vs the float64 truth: within 1e-5, or within twice the float32 spec cell's own
-    error where that is larger (layer norm over a few features amplifies rounding in both)."""
+def assert_as_accurate_as_the_cell(variant, layout, dtype, floor):
+    """The engine in ``dtype`` vs the float64 truth: within ``floor``, or within twice the spec
+    cell's own error in ``dtype`` where that is larger (layer norm over a few features amplifies
+    rounding in both)."""
     bs = [4, 4, 3, 1, 1] if "packed" in layout else None
     rev = "reverse" in layout
     seed = sum(map(ord, variant))
     runs = {}
-    for key, dtype, fn in (("truth", torch.float64, lstm_oracle), ("spec32", torch.float32, lstm_oracle),
-                           ("engine32", torch.float32, lstm_engine)):
-        leaves, masks, coupled = lstm_case(VARIANTS[variant], dtype=dtype, seed=seed)
+    for key, dt, fn in (("truth", torch.float64, lstm_oracle), ("spec", dtype, lstm_oracle),
+                        ("engine", dtype, lstm_engine)):
+        leaves, masks, coupled = lstm_case(VARIANTS[variant], dtype=dt, seed=seed)
         runs[key] = outputs_and_grads(lambda: fn(leaves, masks, coupled, bs, rev), leaves)
     for name, truth in runs["truth"].items():
-        allowed = max(TOL[torch.float32], 2 * error(runs["spec32"][name], truth))
-        err = error(runs["engine32"][name], truth)
-        assert err <= allowed, f"{name}: float32 error {err:.2e} > {allowed:.2e}"
+        assert runs["engine"][name].dtype == dtype
+        allowed = max(floor, 2 * error(runs["spec"][name], truth))
+        err = error(runs["engine"][name], truth)
+        assert err <= allowed, f"{name}: {dtype} error {err:.2e} > {allowed:.2e}"
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+@pytest.mark.parametrize("layout", ["full", "packed_reverse"])
+def test_lstm_float32_is_as_accurate_as_the_cell(variant, layout):
+    assert_as_accurate_as_the_cell(variant, layout, torch.float32, TOL[torch.float32])
+
+
+@pytest.mark.parametrize("variant", ["plain", "everything", "everything_coupled"])
+def test_lstm_bfloat16_is_as_accurate_as_the_cell(variant):
+    assert_as_accurate_as_the_cell(variant, "packed_reverse", torch.bfloat16, 2e-2)
 
 
 @pytest.mark.parametrize("which", [(0,), (1,), (2,), (0, 2)])
@@ -212,3 +232,308 @@ def test_lstm_only_requested_gradients():
     with torch.no_grad():
         y, h_n, *_ = lstm_recurrence(xg, leaves["h0"], leaves["c0"], w_hh, leaves["w_hr"])
     assert y.grad_fn is None and h_n.grad_fn is None
+
+
+# ---------------------------------------------------------------------------------------------
+# GRU and RNN against their cells.
+
+def simple_case(rows_per_gate, steps=5, batch=4, inp=3, hidden=3, dtype=torch.float64, seed=0, bias=True):
+    gen = torch.Generator().manual_seed(seed)
+    rand = lambda *shape: (torch.randn(*shape, generator=gen, dtype=torch.float64) * 0.5).to(dtype)  # noqa
+    rows = rows_per_gate * hidden
+    leaves = {"x": rand(steps, batch, inp) * 2, "h0": rand(batch, hidden),
+              "w_ih": rand(rows, inp), "w_hh": rand(rows, hidden)}
+    if bias:
+        leaves.update(b_ih=rand(rows), b_hh=rand(rows))
+    return {k: v.requires_grad_(True) for k, v in leaves.items()}
+
+
+def simple_oracle(step, leaves, batch_sizes, reverse):
+    """Loop ``step(x_t, h) -> (h', extra)`` under autograd, rows past batch_sizes[t] holding state."""
+    x, h = leaves["x"], leaves["h0"]
+    steps, batch = x.shape[:2]
+    ys, extras = [None] * steps, [None] * steps
+    for t in (range(steps - 1, -1, -1) if reverse else range(steps)):
+        n = batch if batch_sizes is None else batch_sizes[t]
+        h_new, extra = step(x[t, :n], h[:n])
+        pad = lambda v: torch.cat([v, v.new_zeros(batch - n, v.shape[1])])  # noqa: E731
+        h = torch.cat([h_new, h[n:]])
+        ys[t], extras[t] = pad(h_new), None if extra is None else pad(extra)
+    return [torch.stack(ys), h] + ([] if extras[0] is None else [torch.stack(extras)])
+
+
+def gru_oracle(p, batch_sizes=None, reverse=False):
+    return simple_oracle(lambda x, h: gru_cell(x, h, p["w_ih"], p["w_hh"], p.get("b_ih"), p.get("b_hh")),
+                         p, batch_sizes, reverse)
+
+
+def gru_engine(p, batch_sizes=None, reverse=False):
+    xg = p["x"] @ p["w_ih"].t() if "b_ih" not in p else p["x"] @ p["w_ih"].t() + p["b_ih"]
+    return gru_recurrence(xg, p["h0"], p["w_hh"], p.get("b_hh"), batch_sizes, reverse)
+
+
+def rnn_oracle(p, nonlinearity, batch_sizes=None, reverse=False):
+    step = lambda x, h: (rnn_cell(x, h, p["w_ih"], p["w_hh"], p.get("b_ih"), p.get("b_hh"), nonlinearity), None)  # noqa
+    return simple_oracle(step, p, batch_sizes, reverse)
+
+
+def rnn_engine(p, nonlinearity, batch_sizes=None, reverse=False):
+    xg = p["x"] @ p["w_ih"].t()
+    if "b_ih" in p:
+        xg = xg + p["b_ih"] + p["b_hh"]
+    return rnn_recurrence(xg, p["h0"], p["w_hh"], nonlinearity, batch_sizes, reverse)
+
+
+LAYOUTS = [(None, False), (None, True), ([4, 4, 3, 1, 1], False), ([4, 3, 3, 2, 0], True)]
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_gru_matches_cell_loop(layout, bias, dtype):
+    leaves = simple_case(3, dtype=dtype, bias=bias, seed=7)
+    compare(lambda: gru_engine(leaves, *layout), lambda: gru_oracle(leaves, *layout), leaves, TOL[dtype], n_diff=2)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_rnn_matches_cell_loop(layout, nonlinearity, dtype):
+    leaves = simple_case(1, dtype=dtype, seed=8)
+    compare(lambda: rnn_engine(leaves, nonlinearity, *layout), lambda: rnn_oracle(leaves, nonlinearity, *layout),
+            leaves, TOL[dtype], n_diff=2)
+
+
+# ---------------------------------------------------------------------------------------------
+# gradcheck: finite differences of the engine alone, in float64, for every variant.
+
+def engine_inputs(leaves, masks):
+    """The engine's own arguments (xg as a leaf) from an LSTM case."""
+    p = {k: v.detach().clone().requires_grad_(True) for k, v in leaves.items()}
+    xg = (p["x"] @ p["w_ih"].t()).detach().requires_grad_(True)
+    return (xg, p["h0"], p["c0"], p["w_hh"], p.get("w_hr"), p.get("w_ci"), p.get("w_cf"), p.get("w_co"),
+            p.get("ln_hh"), p.get("ln_c_w"), p.get("ln_c_b"), masks.get("h_mask"), masks.get("zh"), masks.get("zc"))
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_lstm_gradcheck(variant):
+    leaves, masks, _ = lstm_case(VARIANTS[variant], steps=3, batch=3, inp=2, hidden=2, seed=11)
+    args = engine_inputs(leaves, masks)
+    for bs, rev in [(None, False), ([3, 2, 1], True)]:
+        fn = lambda *a: lstm_recurrence(*a, batch_sizes=bs, reverse=rev, eps=EPS)[:3]  # noqa: E731
+        assert torch.autograd.gradcheck(fn, args, eps=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_gru_gradcheck(bias):
+    gen = torch.Generator().manual_seed(12)
+    rand = lambda *s: torch.randn(*s, generator=gen, dtype=torch.float64).requires_grad_(True)  # noqa
+    args = (rand(4, 3, 6), rand(3, 2), rand(6, 2), rand(6) if bias else None)
+    for bs, rev in [(None, False), ([3, 2, 2, 1], True)]:
+        assert torch.autograd.gradcheck(lambda *a: gru_recurrence(*a, bs, rev)[:2], args, eps=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+def test_rnn_gradcheck(nonlinearity):
+    gen = torch.Generator().manual_seed(13)
+    rand = lambda *s: torch.randn(*s, generator=gen, dtype=torch.float64).requires_grad_(True)  # noqa
+    args = (rand(4, 3, 3), rand(3, 3), rand(3, 3))
+    for bs, rev in [(None, False), ([3, 2, 2, 1], True)]:
+        assert torch.autograd.gradcheck(lambda *a: rnn_recurrence(*a[:2], a[2], nonlinearity, bs, rev),
+                                        args, eps=1e-6, atol=1e-7)
+
+
+# ---------------------------------------------------------------------------------------------
+# Linear cost in T: the graph is one node whatever T, and saved memory grows like T.
+
+def saved_numel(run):
+    """Total elements autograd saves for backward during run()."""
+    total = [0]
+
+    def pack(t):
+        total[0] += t.numel()
+        return t
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = run()
+    return total[0], out
+
+
+def graph_size(tensor):
+    seen, stack = set(), [tensor.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        stack.extend(n for n, _ in node.next_functions)
+    return len(seen)
+
+
+@pytest.mark.parametrize("kind", ["lstm_everything", "gru", "rnn"])
+def test_backward_is_linear_in_steps(kind):
+    sizes, nodes = {}, {}
+    for steps in (50, 100, 200):
+        gen = torch.Generator().manual_seed(0)
+        if kind == "lstm_everything":
+            leaves, masks, coupled = lstm_case(VARIANTS["everything"], steps=steps, hidden=4, seed=0)
+            args = engine_inputs(leaves, masks)
+            run = lambda: lstm_recurrence(*args, batch_sizes=None, reverse=True)  # noqa: E731
+        elif kind == "gru":
+            rand = lambda *s: torch.randn(*s, generator=gen, dtype=torch.float64).requires_grad_(True)  # noqa
+            args = (rand(steps, 3, 12), rand(3, 4), rand(12, 4), rand(12))
+            run = lambda: gru_recurrence(*args)  # noqa: E731
+        else:
+            rand = lambda *s: torch.randn(*s, generator=gen, dtype=torch.float64).requires_grad_(True)  # noqa
+            args = (rand(steps, 3, 4), rand(3, 4), rand(4, 4))
+            run = lambda: rnn_recurrence(*args)  # noqa: E731
+        sizes[steps], out = saved_numel(run)
+        nodes[steps] = graph_size(out[0])
+    assert nodes[50] == nodes[100] == nodes[200], f"graph grows with T: {nodes}"
+    # saved elements = a·T + b: the increments from 50→100 and 100→200 are in ratio 1:2
+    assert sizes[200] - sizes[100] == 2 * (sizes[100] - sizes[50]), f"saved memory not linear in T: {sizes}"
+    assert sizes[100] - sizes[50] > 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Properties of the recurrence (hypothesis), on the engine alone.
+
+PROPERTY = settings(max_examples=20, deadline=None)
+variants = st.sampled_from(list(VARIANTS))
+
+
+def engine_case(variant, steps, batch, seed):
+    leaves, masks, _ = lstm_case(VARIANTS[variant], steps=steps, batch=batch, inp=2, hidden=3, seed=seed)
+    return list(engine_inputs(leaves, masks))
+
+
+def run_lstm(args, batch_sizes=None, reverse=False):
+    return lstm_recurrence(*args, batch_sizes=batch_sizes, reverse=reverse, eps=EPS)
+
+
+def close(a, b, what=""):
+    assert_close(a.detach(), b.detach(), TOL[torch.float64], what)
+
+
+@PROPERTY
+@given(variants, st.integers(1, 6), st.integers(1, 3), st.integers(0, 10**6), st.data())
+def test_one_step_is_the_cell(variant, _steps, batch, seed, data):
+    args = engine_case(variant, 1, batch, seed)
+    xg, h0, c0, w_hh, w_hr, w_ci, w_cf, w_co, ln_hh, ln_c_w, ln_c_b, h_mask, zh, zc = args
+    y, h_n, c_n, gates, cells = run_lstm(args)
+    eye = torch.eye(xg.shape[-1], dtype=xg.dtype)
+    s = lstm_cell(xg[0], h0, c0, eye, w_hh, w_hr=w_hr, w_ci=w_ci, w_cf=w_cf, w_co=w_co, ln_hh=ln_hh,
+                  ln_c_w=ln_c_w, ln_c_b=ln_c_b, coupled=w_hh.shape[0] == 3 * c0.shape[1], h_mask=h_mask,
+                  zh=None if zh is None else zh[0], zc=None if zc is None else zc[0], eps=EPS)
+    close(y[0], s.h, "y")
+    close(h_n, s.h, "h_n")
+    close(c_n, s.c, "c_n")
+    close(cells[0], s.c, "c")
+    close(gates[0, :, -c0.shape[1]:], s.o, "o")
+
+
+@PROPERTY
+@given(variants, st.integers(2, 7), st.integers(1, 3), st.integers(0, 10**6), st.data(), st.booleans())
+def test_split_sequence_with_carried_state_is_one_pass(variant, steps, batch, seed, data, reverse):
+    args = engine_case(variant, steps, batch, seed)
+    cut = data.draw(st.integers(1, steps - 1))
+    y, h_n, c_n, _, _ = run_lstm(args, reverse=reverse)
+    part = lambda a, sl: [v[sl] if v is not None and v.dim() == 3 else v for v in a]  # noqa: E731
+    first, second = (slice(cut, None), slice(0, cut)) if reverse else (slice(0, cut), slice(cut, None))
+    y1, h1, c1, _, _ = run_lstm(part(args, first), reverse=reverse)
+    rest = part(args, second)
+    rest[1], rest[2] = h1, c1
+    y2, h2, c2, _, _ = run_lstm(rest, reverse=reverse)
+    close(torch.cat([y2, y1] if reverse else [y1, y2]), y, "y")
+    close(h2, h_n, "h_n")
+    close(c2, c_n, "c_n")
+
+
+@PROPERTY
+@given(variants, st.integers(1, 6), st.integers(1, 3), st.integers(0, 10**6))
+def test_reverse_is_flip_run_flip(variant, steps, batch, seed):
+    args = engine_case(variant, steps, batch, seed)
+    flipped = [v.flip(0) if v is not None and v.dim() == 3 else v for v in args]
+    rev, fwd = run_lstm(args, reverse=True), run_lstm(flipped)
+    for k, (a, b) in enumerate(zip(rev, fwd)):
+        close(a, b.flip(0) if k in (0, 3, 4) else b, f"output {k}")
+
+
+@PROPERTY
+@given(variants, st.integers(1, 5), st.integers(2, 4), st.integers(0, 10**6), st.randoms())
+def test_permuting_the_batch_permutes_the_result(variant, steps, batch, seed, rnd):
+    args = engine_case(variant, steps, batch, seed)
+    perm = list(range(batch))
+    rnd.shuffle(perm)
+    perm = torch.tensor(perm)
+    batch_dim = {0: 1, 1: 0, 2: 0, 11: 0, 12: 1, 13: 1}   # xg, h0, c0, h_mask, zh, zc
+    permuted = [v.index_select(batch_dim[k], perm) if k in batch_dim and v is not None else v
+                for k, v in enumerate(args)]
+    base, moved = run_lstm(args), run_lstm(permuted)
+    for k, (a, b) in enumerate(zip(base, moved)):
+        close(a.index_select(1 if k in (0, 3, 4) else 0, perm), b, f"output {k}")
+
+
+@PROPERTY
+@given(variants, st.lists(st.integers(1, 5), min_size=1, max_size=4), st.integers(0, 10**6), st.booleans())
+def test_packed_batch_is_each_sequence_alone(variant, lengths, seed, reverse):
+    """Outputs, final states and the gradients of xg and h0, c0, row by row."""
+    lengths = sorted(lengths, reverse=True)
+    steps, batch = lengths[0], len(lengths)
+    args = engine_case(variant, steps, batch, seed)
+    batch_sizes = [sum(n > t for n in lengths) for t in range(steps)]
+    y, h_n, c_n, _, _ = run_lstm(args, batch_sizes, reverse)
+    gen = torch.Generator().manual_seed(seed)
+    r_y, r_h, r_c = (torch.randn(v.shape, generator=gen, dtype=v.dtype) for v in (y, h_n, c_n))
+    grads = torch.autograd.grad((y * r_y).sum() + (h_n * r_h).sum() + (c_n * r_c).sum(), args[:3])
+    for b, n in enumerate(lengths):
+        row = lambda v, k: v if v is None or k not in (0, 1, 2, 11, 12, 13) else (  # noqa: E731
+            v[:n, b:b + 1] if v.dim() == 3 else v[b:b + 1])
+        alone = [row(v, k) for k, v in enumerate(args)]
+        ya, ha, ca, _, _ = run_lstm(alone, reverse=reverse)
+        close(y[:n, b:b + 1], ya, f"y of row {b}")
+        assert (y[n:, b] == 0).all(), "outputs past a sequence's end must be zero"
+        close(h_n[b:b + 1], ha, f"h_n of row {b}")
+        close(c_n[b:b + 1], ca, f"c_n of row {b}")
+        g = torch.autograd.grad((ya * r_y[:n, b:b + 1]).sum() + (ha * r_h[b:b + 1]).sum()
+                                + (ca * r_c[b:b + 1]).sum(), alone[:3])
+        close(grads[0][:n, b:b + 1], g[0], f"d xg of row {b}")
+        assert (grads[0][n:, b] == 0).all()
+        close(grads[1][b:b + 1], g[1], f"d h0 of row {b}")
+        close(grads[2][b:b + 1], g[2], f"d c0 of row {b}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Other dtypes and devices.
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+@pytest.mark.parametrize("variant", ["plain", "everything", "everything_coupled"])
+def test_cuda_matches_cpu(variant):
+    leaves, masks, coupled = lstm_case(VARIANTS[variant], seed=31)
+    want = outputs_and_grads(lambda: lstm_engine(leaves, masks, coupled, [4, 4, 3, 1, 1], True), leaves)
+    cuda = {k: v.detach().cuda().requires_grad_(True) for k, v in leaves.items()}
+    got = outputs_and_grads(lambda: lstm_engine(cuda, {k: v.cuda() for k, v in masks.items()}, coupled,
+                                                [4, 4, 3, 1, 1], True), cuda)
+    for name in want:
+        assert_close(got[name].cpu(), want[name], 1e-9, name)
+    for kind, run in (("gru", gru_engine), ("rnn", lambda p, *a: rnn_engine(p, "relu", *a))):
+        leaves = simple_case(3 if kind == "gru" else 1, seed=32)
+        cuda = {k: v.detach().cuda().requires_grad_(True) for k, v in leaves.items()}
+        want = outputs_and_grads(lambda: run(leaves, [4, 3, 1, 1, 1], False), leaves, n_diff=2)
+        got = outputs_and_grads(lambda: run(cuda, [4, 3, 1, 1, 1], False), cuda, n_diff=2)
+        for name in want:
+            assert_close(got[name].cpu(), want[name], 1e-9, f"{kind} {name}")
+
+
+def test_bad_arguments_raise_clear_errors():
+    leaves, masks, _ = lstm_case({}, seed=0)
+    args = engine_inputs(leaves, masks)
+    with pytest.raises(ValueError, match="batch_sizes"):
+        lstm_recurrence(*args, batch_sizes=[4, 4])
+    with pytest.raises(ValueError, match="h0 must have shape"):
+        lstm_recurrence(args[0], args[1][:2], *args[2:])
+    with pytest.raises(TypeError, match="float64"):
+        lstm_recurrence(args[0], args[1].float(), *args[2:])
+    with pytest.raises(ValueError, match="nonlinearity"):
+        rnn_recurrence(torch.zeros(2, 1, 3), torch.zeros(1, 3), torch.zeros(3, 3), "sigmoid")
+    with pytest.raises(ValueError, match="at least one step"):
+        rnn_recurrence(torch.zeros(0, 1, 3), torch.zeros(1, 3), torch.zeros(3, 3))
