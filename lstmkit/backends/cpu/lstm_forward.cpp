@@ -28,9 +28,23 @@ Fwd lstm_forward(const Tensor& xg_, const Tensor& h0, const Tensor& c0, const Te
   const int64_t T_ = xg.size(0), B = xg.size(1), GH = xg.size(2), H = c0.size(1), P = h0.size(1);
   const int64_t G = GH / H;
   TORCH_CHECK(G * H == GH && (G == 3 || G == 4), "lstm_forward: xg width ", GH, " is not 3H or 4H, H=", H);
-  TORCH_CHECK(w_hh.size(0) == GH && w_hh.size(1) == P, "lstm_forward: w_hh must be (", GH, ", ", P, ")");
   const bool packed = batch_sizes.has_value();
   TORCH_CHECK(!packed || (int64_t)batch_sizes->size() == T_, "lstm_forward: batch_sizes needs T entries");
+  if (packed) for (int64_t n : *batch_sizes) TORCH_CHECK(0 <= n && n <= B, "lstm_forward: batch_sizes outside [0, B]");
+  // Shapes are checked here too (not only by the layer): a wrong one would make BLAS read out of bounds.
+  auto expect = [&](const Tensor& t, at::IntArrayRef shape, const char* name) {
+    TORCH_CHECK(!t.defined() || (t.sizes() == shape && t.scalar_type() == xg.scalar_type()),
+                "lstm_forward: ", name, " must be ", shape, " of ", xg.scalar_type(), ", got ",
+                t.sizes(), " of ", t.scalar_type());
+  };
+  expect(h0, {B, P}, "h0"); expect(c0, {B, H}, "c0"); expect(w_hh, {GH, P}, "w_hh");
+  TORCH_CHECK(v.w_hr.defined() || P == H, "lstm_forward: h0 has ", P, " features but c0 ", H, ": needs w_hr");
+  expect(v.w_hr, {P, H}, "w_hr"); expect(v.w_ci, {H}, "w_ci"); expect(v.w_cf, {H}, "w_cf");
+  expect(v.w_co, {H}, "w_co"); expect(v.ln_hh, {GH}, "ln_hh"); expect(v.ln_c_w, {H}, "ln_c_w");
+  expect(v.ln_c_b, {H}, "ln_c_b"); expect(v.h_mask, {B, P}, "h_mask"); expect(v.zh, {T_, B, P}, "zh");
+  expect(v.zc, {T_, B, H}, "zc");
+  TORCH_CHECK(v.ln_c_w.defined() == v.ln_c_b.defined(), "lstm_forward: ln_c_w and ln_c_b come together");
+  TORCH_CHECK(!(G == 4 && v.w_cf.defined() && !v.w_ci.defined()), "lstm_forward: peepholes need w_ci with 4 gates");
   const bool proj = v.w_hr.defined(), lnh = v.ln_hh.defined(), lnc = v.ln_c_w.defined();
   const bool zoc = v.zc.defined();
   auto opts = xg.options();

@@ -17,6 +17,13 @@ std::tuple<Tensor, Tensor, Tensor> lstm_step(const Tensor& x_, const Tensor& h_,
   const int64_t L = h.size(0), B = h.size(1), P = h.size(2), H = c.size(2), GH = 4 * H;
   TORCH_CHECK((int64_t)w_cat.size() == L && (int64_t)bias.size() == L, "lstm_step: need one weight per layer");
   const bool proj = !w_hr.empty();
+  TORCH_CHECK(x.dim() == 2 && x.size(0) == B && c.size(0) == L && c.size(1) == B, "lstm_step: x must be (B, I) ",
+              "and h, c (L, B, ·) with the same B; got x ", x.sizes(), ", h ", h.sizes(), ", c ", c.sizes());
+  TORCH_CHECK(x.scalar_type() == h.scalar_type() && h.scalar_type() == c.scalar_type() &&
+              x.scalar_type() == w_cat[0].scalar_type(), "lstm_step: x, h, c must have the weights' dtype ",
+              w_cat[0].scalar_type());
+  TORCH_CHECK(x.size(1) + P == w_cat[0].size(1) && w_cat[0].size(0) == GH, "lstm_step: x has ", x.size(1),
+              " features, h ", P, "; the first layer's weights are ", w_cat[0].sizes());
   auto opts = x.options();
   Tensor h_n = at::empty({L, B, P}, opts), c_n = at::empty({L, B, H}, opts);
   Tensor gates = at::empty({B, GH}, opts);                 // (B, 4H)

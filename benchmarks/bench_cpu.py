@@ -1,0 +1,197 @@
+"""Speed of the fused CPU engine against torch.nn.LSTM, the reference engine and the step floor.
+
+    python benchmarks/bench_cpu.py [--quick] [--threads N] [--out benchmarks/results/cpu.json]
+
+Every ratio is measured in this one process on the same inputs, after warm-up, as the median of
+several runs (these machines are shared and noisy: read the ratios, not the absolute times).
+Sections, as issue 6 asks:
+  train  forward+backward of a plain float32 LSTM, T=100: lstmkit cpu vs torch.nn.LSTM
+  variant  layer-norm and peephole LSTMs: cpu vs the reference engine, and vs plain cpu
+  step   one step, B=1, I=H=256: LSTMStepper vs nn.LSTM on one step vs nn.LSTMCell vs the floor
+         (one 4H×(I+H) matrix-vector product, weights in cache)
+  linear training time at T=1000 over T=100 (should be ≤ 11×)
+Writes a markdown table to stdout and everything to JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+import lstmkit
+from lstmkit.backends import cpu
+
+
+def median_time(fn, repeats: int, warmup: int = 1, inner: int = 1) -> float:
+    """Median seconds per call of fn over `repeats` timings of `inner` calls each."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        times.append((time.perf_counter() - start) / inner)
+    return statistics.median(times)
+
+
+def train_step(model, x):
+    def run():
+        model.zero_grad(set_to_none=True)
+        y, _ = model(x)
+        y.sum().backward()
+    return run
+
+
+def paired(make_a, make_b, x, repeats):
+    """Time a and b alternately (so load changes hit both), return (t_a, t_b) medians."""
+    fa, fb = train_step(make_a, x), train_step(make_b, x)
+    fa(), fb()
+    ta, tb = [], []
+    for _ in range(repeats):
+        ta.append(median_time(fa, 1, warmup=0))
+        tb.append(median_time(fb, 1, warmup=0))
+    return statistics.median(ta), statistics.median(tb)
+
+
+def bench_train(sizes, T, repeats):
+    rows = []
+    for B, H in sizes:
+        torch.manual_seed(0)
+        ours = lstmkit.LSTM(H, H, backend="cpu")
+        native = nn.LSTM(H, H)
+        native.load_state_dict(ours.state_dict())
+        x = torch.randn(T, B, H)
+        t_cpu, t_native = paired(ours, native, x, repeats)
+        rows.append(dict(section="train", B=B, H=H, I=H, T=T, cpu_ms=t_cpu * 1e3, native_ms=t_native * 1e3,
+                         speedup_vs_native=t_native / t_cpu))
+    return rows
+
+
+def bench_variants(B, H, T, repeats):
+    rows = []
+    torch.manual_seed(0)
+    x = torch.randn(T, B, H)
+    plain = lstmkit.LSTM(H, H, backend="cpu")
+    t_plain = median_time(train_step(plain, x), repeats)
+    for name in ("layer_norm", "peephole"):
+        ours = lstmkit.LSTM(H, H, backend="cpu", **{name: True})
+        ref = lstmkit.LSTM(H, H, backend="reference", **{name: True})
+        ref.load_state_dict(ours.state_dict())
+        t_cpu, t_ref = paired(ours, ref, x, repeats)
+        rows.append(dict(section="variant", variant=name, B=B, H=H, I=H, T=T, cpu_ms=t_cpu * 1e3,
+                         reference_ms=t_ref * 1e3, speedup_vs_reference=t_ref / t_cpu,
+                         plain_cpu_ms=t_plain * 1e3, time_vs_plain=t_cpu / t_plain))
+    return rows
+
+
+@torch.no_grad()
+def bench_step(H, inner, repeats):
+    from lstmkit.backends.cpu.step import LSTMStepper
+
+    torch.manual_seed(0)
+    lstm, cell = nn.LSTM(H, H), nn.LSTMCell(H, H)
+    stepper = LSTMStepper(lstm)
+    x1, x = torch.randn(1, 1, H), torch.randn(1, H)
+    state1 = (torch.zeros(1, 1, H), torch.zeros(1, 1, H))
+    cell_state = (torch.zeros(1, H), torch.zeros(1, H))
+    w = torch.randn(4 * H, 2 * H)
+    v, out = torch.randn(1, 2 * H), torch.empty(1, 4 * H)
+    timings = {
+        "stepper": lambda: stepper(x, state1),
+        "nn.LSTM one step": lambda: lstm(x1, state1),
+        "nn.LSTMCell": lambda: cell(x, cell_state),
+        "floor: 4H×(I+H) matvec": lambda: torch.mm(v, w.t(), out=out),
+    }
+    us = {name: median_time(fn, repeats, warmup=50, inner=inner) * 1e6 for name, fn in timings.items()}
+    return [dict(section="step", B=1, H=H, I=H, us_per_step=us,
+                 speedup_vs_lstm=us["nn.LSTM one step"] / us["stepper"],
+                 speedup_vs_cell=us["nn.LSTMCell"] / us["stepper"],
+                 over_floor=us["stepper"] / us["floor: 4H×(I+H) matvec"])]
+
+
+def bench_linear(B, H, repeats):
+    torch.manual_seed(0)
+    model = lstmkit.LSTM(H, H, backend="cpu")
+    t100 = median_time(train_step(model, torch.randn(100, B, H)), repeats)
+    t1000 = median_time(train_step(model, torch.randn(1000, B, H)), max(1, repeats // 2))
+    return [dict(section="linear", B=B, H=H, t100_ms=t100 * 1e3, t1000_ms=t1000 * 1e3, ratio=t1000 / t100)]
+
+
+def machine() -> dict:
+    def sh(cmd):
+        try:
+            return subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=10).stdout.strip()
+        except Exception:  # noqa: BLE001 - machine details are best effort
+            return ""
+    return dict(cpu=sh("lscpu | grep 'Model name' | sed 's/.*: *//'"), cores=torch.get_num_threads(),
+                load=sh("uptime"), torch=torch.__version__, python=platform.python_version(),
+                capability=torch.backends.cpu.get_cpu_capability())
+
+
+def markdown(rows) -> str:
+    out = []
+    train = [r for r in rows if r["section"] == "train"]
+    if train:
+        out += ["| fwd+bwd float32, T=%d | cpu ms | nn.LSTM ms | speed-up |" % train[0]["T"], "|---|---|---|---|"]
+        out += [f"| B={r['B']}, H=I={r['H']} | {r['cpu_ms']:.1f} | {r['native_ms']:.1f} | "
+                f"{r['speedup_vs_native']:.2f}× |" for r in train]
+    for r in (r for r in rows if r["section"] == "variant"):
+        out += [f"| {r['variant']} B={r['B']} H={r['H']} T={r['T']}: cpu {r['cpu_ms']:.1f} ms, reference "
+                f"{r['reference_ms']:.1f} ms ({r['speedup_vs_reference']:.1f}× faster), "
+                f"{r['time_vs_plain']:.2f}× plain cpu ({r['plain_cpu_ms']:.1f} ms) |"]
+    for r in (r for r in rows if r["section"] == "step"):
+        out += ["", "| one step, B=1, I=H=%d | µs/step |" % r["H"], "|---|---|"]
+        out += [f"| {name} | {us:.1f} |" for name, us in r["us_per_step"].items()]
+        out += [f"| stepper speed-up: {r['speedup_vs_lstm']:.1f}× vs nn.LSTM, {r['speedup_vs_cell']:.1f}× vs "
+                f"LSTMCell, {r['over_floor']:.2f}× the floor | |"]
+    for r in (r for r in rows if r["section"] == "linear"):
+        out += ["", f"T=1000 / T=100 training time (B={r['B']}, H={r['H']}): {r['ratio']:.1f}× "
+                f"({r['t1000_ms']:.0f} / {r['t100_ms']:.0f} ms)"]
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer sizes and repeats")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--sections", default="train,variant,step,linear")
+    parser.add_argument("--out", default="benchmarks/results/cpu.json")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    ok, reason = cpu.is_available()
+    if not ok:
+        raise SystemExit(f"cpu engine unavailable: {reason}")
+    repeats = 3 if args.quick else 5
+    sections = args.sections.split(",")
+    sizes = [(1, 256), (8, 256), (32, 256), (64, 512)] if args.quick else \
+        [(1, 256), (8, 256), (8, 512), (32, 256), (32, 512), (64, 256), (64, 512)]
+    info = machine()
+    rows = []
+    if "train" in sections:
+        rows += bench_train(sizes, 100, repeats)
+    if "variant" in sections:
+        rows += bench_variants(32, 256, 100, repeats)
+    if "step" in sections:
+        rows += bench_step(256, 200 if args.quick else 1000, repeats)
+    if "linear" in sections:
+        rows += bench_linear(8, 256, repeats)
+    info["load_after"] = machine()["load"]
+    print(f"machine: {info['cpu']}, {info['cores']} threads, torch {info['torch']} ({info['capability']})")
+    print(f"load before: {info['load']}\nload after: {info['load_after']}\n")
+    print(markdown(rows))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(dict(machine=info, rows=rows), indent=1))
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,237 @@
+"""The fused CPU engine (lstmkit.backends.cpu) against the reference engine, torch.nn and gradcheck.
+
+Every test but the fallback ones needs the compiled engine and is skipped, with the reason, where it
+cannot be built (no compiler, no ninja). The first test to ask compiles it (about a minute, once;
+later runs load the cached library).
+"""
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_sequence
+
+import lstmkit
+from lstmkit.backends import cpu, reference
+from lstmkit.backends.cpu import build
+from lstmkit.errors import BackendUnavailable
+from parity import TOLERANCE, assert_close, assert_same_results
+
+DIFF = ("xg", "h0", "c0", "w_hh", "w_hr", "w_ci", "w_cf", "w_co", "ln_hh", "ln_c_w", "ln_c_b")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors on a shared machine: a second thread only adds waits."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def engine():
+    ok, reason = cpu.is_available()
+    if not ok:
+        pytest.skip(f"cpu engine unavailable: {reason}")
+    return cpu
+
+
+def contract_args(T=5, B=3, H=6, P=0, dtype=torch.float64, coupled=False, peephole=False, ln=False,
+                  mask=False, zoneout=False, packed=False, reverse=False, seed=0):
+    """Random arguments of lstm_recurrence with the named variants switched on."""
+    g = torch.Generator().manual_seed(seed)
+    r = lambda *shape: torch.randn(*shape, generator=g, dtype=dtype)  # noqa: E731
+    G, out = (3 if coupled else 4), (P or H)
+    sizes = None
+    if packed:
+        sizes = sorted(torch.randint(1, B + 1, (T,), generator=g).tolist(), reverse=True)
+        sizes[0] = B
+    return dict(
+        xg=r(T, B, G * H), h0=r(B, out), c0=r(B, H), w_hh=0.5 * r(G * H, out), w_hr=0.5 * r(out, H) if P else None,
+        w_ci=r(H) if peephole and not coupled else None, w_cf=r(H) if peephole else None,
+        w_co=r(H) if peephole else None, ln_hh=1 + 0.1 * r(G * H) if ln else None,
+        ln_c_w=1 + 0.1 * r(H) if ln else None, ln_c_b=0.1 * r(H) if ln else None,
+        h_mask=(torch.rand(B, out, generator=g, dtype=dtype) > 0.3).to(dtype) / 0.7 if mask else None,
+        zh=(torch.rand(T, B, out, generator=g, dtype=dtype) > 0.5).to(dtype) if zoneout else None,
+        zc=torch.rand(T, B, H, generator=g, dtype=dtype) if zoneout else None,
+        batch_sizes=sizes, reverse=reverse)
+
+
+def run_engine(module, args):
+    """Outputs (y, h_n, c_n, gates, c) and the gradients of every differentiable input."""
+    a = {k: v.clone().requires_grad_(k in DIFF) if isinstance(v, torch.Tensor) else v for k, v in args.items()}
+    outs = module.lstm_recurrence(**a)
+    g = torch.Generator().manual_seed(1)
+    loss = sum((o * torch.randn(o.shape, generator=g, dtype=o.dtype)).sum() for o in outs[:3])
+    loss.backward()
+    return list(outs), {k: a[k].grad for k in DIFF if a[k] is not None}
+
+
+CONFIGS = {
+    "plain": {}, "coupled": dict(coupled=True), "peephole": dict(peephole=True), "layer_norm": dict(ln=True),
+    "projection": dict(P=4), "mask": dict(mask=True), "zoneout": dict(zoneout=True),
+    "packed": dict(packed=True), "reverse": dict(reverse=True),
+    "packed_reverse_peephole": dict(packed=True, reverse=True, peephole=True),
+    "everything": dict(P=4, peephole=True, ln=True, mask=True, zoneout=True, packed=True, reverse=True),
+    "everything_coupled": dict(P=4, coupled=True, peephole=True, ln=True, mask=True, zoneout=True,
+                               packed=True),
+}
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_matches_reference_engine(engine, name, dtype):
+    args = contract_args(dtype=dtype, **CONFIGS[name])
+    (want, want_grads), (got, got_grads) = run_engine(reference, args), run_engine(engine, args)
+    for what, a, b in zip(("y", "h_n", "c_n", "gates", "c"), got, want):
+        assert_close(a, b, TOLERANCE[dtype], f"{name}: {what}")
+    assert got_grads.keys() == want_grads.keys()
+    for k in want_grads:
+        assert_close(got_grads[k], want_grads[k], TOLERANCE[dtype], f"{name}: gradient of {k}")
+
+
+@pytest.mark.parametrize("name", ["plain", "everything", "everything_coupled"])
+def test_gradcheck(engine, name):
+    args = contract_args(T=3, B=2, H=3, **{**CONFIGS[name], **({"P": 2} if "P" in CONFIGS[name] else {})})
+    names = [k for k in DIFF if args[k] is not None]
+
+    def f(*tensors):
+        a = {**args, **dict(zip(names, tensors))}
+        return engine.lstm_recurrence(**a)[:3]
+
+    inputs = [args[k].clone().requires_grad_(True) for k in names]
+    assert torch.autograd.gradcheck(f, inputs, eps=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("options", [
+    dict(), dict(num_layers=2, bidirectional=True), dict(proj_size=3), dict(batch_first=True, bias=False)])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+def test_layer_matches_torch_lstm(engine, options, dtype):
+    torch.manual_seed(0)
+    ours = lstmkit.LSTM(4, 5, backend="cpu", dtype=dtype, **options)
+    theirs = nn.LSTM(4, 5, dtype=dtype, **options)
+    theirs.load_state_dict(ours.state_dict())
+    x = torch.randn((3, 6, 4) if options.get("batch_first") else (6, 3, 4), dtype=dtype)
+    assert_same_results(ours, theirs, x)
+    assert ours.last_backend == "cpu"
+
+
+def test_packed_layer_matches_torch_lstm(engine):
+    torch.manual_seed(0)
+    ours = lstmkit.LSTM(4, 5, num_layers=2, bidirectional=True, backend="cpu", dtype=torch.float64)
+    theirs = nn.LSTM(4, 5, num_layers=2, bidirectional=True, dtype=torch.float64)
+    theirs.load_state_dict(ours.state_dict())
+    seqs = [torch.randn(n, 4, dtype=torch.float64) for n in (5, 3, 2)]
+    assert_same_results(ours, theirs, pack_sequence(seqs))
+
+
+def test_torch_library_checks(engine):
+    """Schema, autograd registration and fake (torch.compile) kernels, as torch checks custom ops."""
+    args = contract_args(T=3, B=2, H=3, P=2, peephole=True, ln=True, zoneout=True)
+    tensors = [args[k] for k in DIFF + ("h_mask", "zh", "zc")]
+    for k, t in zip(DIFF, tensors):
+        if t is not None:
+            t.requires_grad_(True)
+    torch.library.opcheck(torch.ops.lstmkit.lstm_forward.default,
+                          (*tensors, args["batch_sizes"], args["reverse"], 1e-5))
+
+
+def test_torchscript_calls_the_op(engine):
+    @torch.jit.script
+    def run(xg: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, w_hh: torch.Tensor):
+        return torch.ops.lstmkit.lstm_forward(xg, h0, c0, w_hh, None, None, None, None, None, None, None,
+                                              None, None, None, None, False, 1e-5)[0]
+
+    args = contract_args()
+    y = run(args["xg"], args["h0"], args["c0"], args["w_hh"])
+    assert_close(y, reference.lstm_recurrence(**args)[0], 1e-10, "TorchScript y")
+
+
+def test_bad_input_raises_instead_of_reading_out_of_bounds(engine):
+    args = contract_args()
+    args["h0"] = args["h0"][:, :4]
+    with pytest.raises(RuntimeError, match="lstm_forward: w_hh must be"):
+        engine.lstm_recurrence(**args)
+    with pytest.raises(BackendUnavailable, match="bfloat16"):
+        engine.lstm_recurrence(**contract_args(dtype=torch.bfloat16))
+    assert "GRU" in cpu.why_not(lstmkit.GRU(3, 4))
+
+
+# ------------------------------------------------------------------------------------------------
+# The step API.
+
+@pytest.mark.parametrize("options", [dict(num_layers=2), dict(num_layers=2, proj_size=3), dict(bias=False)])
+def test_stepper_matches_full_sequence(engine, options):
+    from lstmkit.backends.cpu.step import LSTMStepper
+
+    torch.manual_seed(0)
+    model = nn.LSTM(4, 6, dtype=torch.float64, **options)
+    x = torch.randn(7, 2, 4, dtype=torch.float64)
+    with torch.no_grad():
+        want_y, (want_h, want_c) = model(x)
+    stepper, state = LSTMStepper(model), None
+    for t in range(x.shape[0]):
+        y_t, state = stepper(x[t], state)
+        assert_close(y_t, want_y[t], 1e-10, f"y at step {t}")
+    assert_close(state[0], want_h, 1e-10, "h_n")
+    assert_close(state[1], want_c, 1e-10, "c_n")
+
+
+def test_stepper_on_lstmkit_module_unbatched_and_refresh(engine):
+    from lstmkit.backends.cpu.step import LSTMStepper
+
+    torch.manual_seed(0)
+    model = lstmkit.LSTM(3, 5, num_layers=2)
+    stepper = LSTMStepper(model)
+    x = torch.randn(4, 3)
+    with torch.no_grad():
+        model.weight_hh_l1.mul_(0.5)                      # a change the stepper sees only after refresh
+        want_y, _ = model(x.unsqueeze(1))
+    stepper.refresh()
+    state = None
+    for t in range(4):
+        y_t, state = stepper(x[t], state)
+    assert y_t.shape == (5,) and state[0].shape == (2, 5)
+    assert_close(y_t, want_y[-1, 0], 1e-5, "last y")
+    with pytest.raises(BackendUnavailable, match="peephole"):
+        LSTMStepper(lstmkit.LSTM(3, 5, peephole=True))
+
+
+# ------------------------------------------------------------------------------------------------
+# No compiler: the engine says why once, and the other backends carry on.
+
+@pytest.fixture
+def failing_build(monkeypatch):
+    def broken():
+        raise RuntimeError("c++: error: simulated compiler failure\nninja: build stopped")
+
+    build.reset()
+    monkeypatch.setattr(build, "_compile", broken)
+    yield
+    build.reset()
+
+
+def test_failed_build_is_reported_once_and_falls_back(failing_build):
+    with pytest.warns(RuntimeWarning, match="cpu engine is unavailable: compiling .* simulated compiler failure"):
+        ok, reason = cpu.is_available()
+    assert not ok and "simulated compiler failure" in reason
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                    # said once: no second warning
+        assert cpu.is_available() == (False, reason)
+        assert "simulated" in lstmkit.backends.available()["cpu"]
+        with pytest.raises(BackendUnavailable, match="simulated compiler failure"):
+            cpu.lstm_recurrence(**contract_args())
+        with pytest.raises(BackendUnavailable, match="simulated compiler failure"):
+            lstmkit.LSTM(3, 4, backend="cpu")(torch.randn(2, 1, 3))
+        model = lstmkit.LSTM(3, 4)                        # auto still runs, on another engine
+        model(torch.randn(2, 1, 3))
+        assert model.last_backend != "cpu"
+
+
+def test_missing_compiler_is_named(monkeypatch, failing_build):
+    monkeypatch.setenv("CXX", "/nonexistent/c++")
+    with pytest.warns(RuntimeWarning, match="no C\\+\\+ compiler found"):
+        assert cpu.is_available()[0] is False
