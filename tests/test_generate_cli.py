@@ -1,0 +1,92 @@
+"""`lstmkit generate`: one-step streaming with the state kept, sampling options, seeds, bad input."""
+import pytest
+import torch
+
+from lstmkit.checkpoint import save_checkpoint
+from lstmkit.cli import main
+from lstmkit.commands.generate import generate_tokens, sample_next
+from lstmkit.data.corpus import TokenVocabulary, tokenize
+from lstmkit.tasks.language_model import NAME, LanguageModel
+
+
+def small_model(vocab_size=7, seed=0):
+    torch.manual_seed(seed)
+    return LanguageModel(vocab_size, embed_size=5, hidden_size=12, num_layers=2)
+
+
+@pytest.fixture
+def char_model_dir(tmp_path):
+    """An untrained but complete char-level checkpoint (weights, config, vocabulary)."""
+    vocab = TokenVocabulary.build(list("ROMEO: abc\n"), "char")
+    model = small_model(len(vocab))
+    config = {"vocab_size": len(vocab), "embed_size": 5, "hidden_size": 12, "num_layers": 2, "dropout": 0.0,
+              "tie_weights": False, "level": "char"}
+    save_checkpoint(tmp_path / "run" / "best", task=NAME, model_config=config, state_dict=model.state_dict(),
+                    extras={"vocab": vocab.to_dict()})
+    return tmp_path / "run"
+
+
+def test_one_step_generation_equals_rerunning_the_whole_sequence():
+    model = small_model().eval()
+    prime = torch.tensor([1, 2, 3])
+    streamed = list(generate_tokens(model, prime, 12, temperature=0))
+    sequence = prime.tolist()
+    with torch.no_grad():
+        for _ in range(12):  # the slow way: no carried state, the full text every step
+            logits, _ = model(torch.tensor([sequence]))
+            sequence.append(int(logits[0, -1].argmax()))
+    assert streamed == sequence[3:]
+
+
+def test_top_k_and_temperature():
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.tensor([0.0, 3.0, 2.9, -1.0])
+    picks = {sample_next(logits, 1.0, 2, generator) for _ in range(200)}
+    assert picks == {1, 2}  # only the two most likely tokens
+    assert {sample_next(logits, 1.0, 1, generator) for _ in range(20)} == {1}
+    assert sample_next(logits, 0.0, 0, generator) == 1  # temperature 0: greedy
+    cold = [sample_next(logits, 0.02, 0, generator) for _ in range(100)]
+    assert cold.count(1) > 90  # low temperature sharpens towards the best token
+
+
+def test_generate_cli_is_seeded_and_streams_the_prime(char_model_dir, capsys):
+    argv = ["generate", "--model", str(char_model_dir), "--prime", "ROMEO:", "--length", "40", "--seed", "3",
+            "--top-k", "4", "--temperature", "0.9"]
+    assert main(argv) == 0
+    first = capsys.readouterr().out
+    assert main(argv) == 0
+    assert capsys.readouterr().out == first
+    assert first.startswith("ROMEO:") and len(first) == len("ROMEO:") + 40 + 1
+    assert main(argv[:-5] + ["4", "--top-k", "4", "--temperature", "0.9"]) == 0  # another seed
+    assert capsys.readouterr().out != first
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--prime", "JULIET:"], "--prime has 5 character(s) the model never saw"),
+    (["--temperature", "-1"], "--temperature must be >= 0"),
+    (["--top-k", "-2"], "--top-k must be >= 0"),
+    (["--length", "-5"], "--length must be >= 0"),
+])
+def test_generate_bad_input_exits_2(char_model_dir, capsys, extra, message):
+    assert main(["generate", "--model", str(char_model_dir), *extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_generate_from_a_folder_without_a_model_exits_2(tmp_path, capsys):
+    assert main(["generate", "--model", str(tmp_path)]) == 2
+    assert "no checkpoint here" in capsys.readouterr().err
+
+
+def test_word_level_prime_with_unknown_words(tmp_path, capsys):
+    vocab = TokenVocabulary.build(tokenize("the cat sat\nthe dog sat\n", "word"), "word")
+    model = small_model(len(vocab))
+    config = {"vocab_size": len(vocab), "embed_size": 5, "hidden_size": 12, "num_layers": 2, "dropout": 0.0,
+              "tie_weights": False, "level": "word"}
+    save_checkpoint(tmp_path / "w", task=NAME, model_config=config, state_dict=model.state_dict(),
+                    extras={"vocab": vocab.to_dict()})
+    assert main(["generate", "--model", str(tmp_path / "w"), "--prime", "the zebra", "--length", "5",
+                 "--seed", "0"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("the zebra ")
+    assert "read as <unk>: zebra" in captured.err

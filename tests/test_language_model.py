@@ -1,0 +1,133 @@
+"""Language model: tokens, vocabulary, stateful TBPTT batching, training through the CLI."""
+import json
+import math
+
+import pytest
+import torch
+
+from lstmkit.cli import main
+from lstmkit.data.corpus import EOS, UNK, TokenVocabulary, batchify, bptt_chunks, detokenize, tokenize
+from lstmkit.errors import UsageError
+from lstmkit.tasks.language_model import LanguageModel, StatefulChunks
+
+
+def test_char_and_word_tokens_round_trip():
+    text = "to be\nor not\n"
+    assert detokenize(tokenize(text, "char"), "char") == text
+    words = tokenize(text, "word")
+    assert words == ["to", "be", EOS, "or", "not", EOS]
+    assert detokenize(words, "word") == "to be\nor not\n"
+
+
+def test_vocabulary_maps_unknown_words_to_unk_and_refuses_unknown_chars():
+    words = TokenVocabulary.build(tokenize("a b a\nc a\n", "word"), "word")
+    assert words.itos[0] == "a" and UNK in words.stoi  # most frequent first, <unk> always present
+    assert words.encode(["a", "zebra"]).tolist() == [words.stoi["a"], words.stoi[UNK]]
+    chars = TokenVocabulary.build(list("abcab"), "char")
+    assert chars.itos == ["a", "b", "c"]
+    with pytest.raises(UsageError, match="1 character\\(s\\) the model never saw: 'z'"):
+        chars.encode(list("abz"))
+    restored = TokenVocabulary.from_dict(json.loads(json.dumps(chars.to_dict())))
+    assert restored.itos == chars.itos and restored.level == "char"
+
+
+def test_streams_continue_from_chunk_to_chunk():
+    ids = torch.arange(103)
+    streams = batchify(ids, 4)  # (4, 25): the tail that does not fill a row is dropped
+    assert streams.shape == (4, 25) and streams[1, 0] == 25
+    chunks = list(bptt_chunks(streams, 7))
+    inputs = torch.cat([x for x, _ in chunks], dim=1)
+    targets = torch.cat([y for _, y in chunks], dim=1)
+    assert torch.equal(inputs, streams[:, :-1]) and torch.equal(targets, streams[:, 1:])
+    assert [x.size(1) for x, _ in chunks] == [7, 7, 7, 3]
+    with pytest.raises(UsageError, match="too few for --batch-size 64"):
+        batchify(torch.arange(100), 64)
+
+
+def test_carried_state_makes_chunks_equal_one_pass():
+    torch.manual_seed(0)
+    model = LanguageModel(vocab_size=11, embed_size=6, hidden_size=8, num_layers=2)
+    streams = torch.randint(0, 11, (3, 41))  # (B, L)
+    chunks = StatefulChunks(streams, bptt=10, per_epoch=2, deadline=None)
+    model.train()
+    losses = []
+    for epoch in range(2):  # two short epochs: the loop restarts state as None, the task carries it on
+        state = None
+        for batch in chunks.epoch(epoch):
+            out = chunks.step(model, batch, state)
+            state = out.state
+            losses.append(out.loss.item() * out.size)
+    logits, _ = model(streams[:, :40])  # one pass over the same 40 steps
+    whole = torch.nn.functional.cross_entropy(logits.reshape(-1, 11), streams[:, 1:41].reshape(-1), reduction="sum")
+    assert sum(losses) == pytest.approx(whole.item(), rel=1e-5)
+    first_of_next_pass = next(iter(chunks.epoch(2)))
+    assert first_of_next_pass[2] is False  # back at the start of the text: no state to continue
+
+
+def test_tied_weights_share_one_matrix():
+    model = LanguageModel(vocab_size=20, embed_size=16, hidden_size=16, num_layers=1, tie_weights=True)
+    assert model.head.weight is model.embedding.weight
+    with pytest.raises(UsageError, match="--tie-weights needs --embed-size == --hidden-size"):
+        LanguageModel(vocab_size=20, embed_size=8, hidden_size=16, num_layers=1, tie_weights=True)
+
+
+def train_lm(tmp_path, text, *extra, level="char"):
+    path = tmp_path / "text.txt"
+    path.write_text(text)
+    out = tmp_path / "run"
+    argv = ["train", "lm", "--text", str(path), "--level", level, "--hidden-size", "32", "--num-layers", "1",
+            "--batch-size", "4", "--bptt", "16", "--out", str(out), "--no-progress", *extra]
+    return main(argv), out
+
+
+def test_char_lm_learns_a_repeating_text_and_generates_it(tmp_path, capsys):
+    status, out = train_lm(tmp_path, "abcd" * 300, "--epochs", "3", "--lr", "0.03", "--embed-size", "8")
+    assert status == 0
+    summary = json.loads((out / "lm_metrics.json").read_text())
+    assert summary["best_valid_loss"] < 0.1 * math.log(4)  # far below guessing among 4 characters
+    assert [point["epoch"] for point in summary["curve"]] == [1, 2, 3]
+    capsys.readouterr()
+    assert main(["generate", "--model", str(out), "--prime", "ab", "--length", "10", "--temperature", "0"]) == 0
+    assert capsys.readouterr().out == "abcdabcdabcd\n"
+
+
+def test_word_lm_with_validation_and_test_text(tmp_path, capsys):
+    sentence = "the cat sat on the mat\nthe dog sat on the log\n"
+    (tmp_path / "valid.txt").write_text(sentence)
+    (tmp_path / "test.txt").write_text("the cat sat on the log\n")
+    status, out = train_lm(tmp_path, sentence * 40, "--epochs", "1", "--valid-text", str(tmp_path / "valid.txt"),
+                           "--test-text", str(tmp_path / "test.txt"), level="word")
+    assert status == 0
+    assert "perplexity" in capsys.readouterr().out
+    summary = json.loads((out / "lm_metrics.json").read_text())
+    assert summary["level"] == "word" and summary["test_loss"] > 0
+    vocab = json.loads((out / "best" / "vocab.json").read_text())
+    assert vocab["level"] == "word" and EOS in vocab["tokens"]
+
+
+def test_time_budget_stops_training(tmp_path, capsys):
+    status, out = train_lm(tmp_path, "hello world\n" * 200, "--epochs", "50", "--chunks-per-epoch", "2",
+                           "--max-minutes", "0.0001")
+    assert status == 0
+    assert "--max-minutes 0.0001 reached" in capsys.readouterr().out
+    assert len(json.loads((out / "lm_metrics.json").read_text())["curve"]) < 50
+
+
+def test_empty_or_missing_text_exits_2(tmp_path, capsys):
+    status, _ = train_lm(tmp_path, "  \n\n")
+    assert status == 2
+    assert "is empty" in capsys.readouterr().err
+    assert main(["train", "lm", "--text", str(tmp_path / "none.txt"), "--out", str(tmp_path / "r")]) == 2
+    assert "text file not found" in capsys.readouterr().err
+
+
+def test_validation_characters_unseen_in_training_exit_2(tmp_path, capsys):
+    (tmp_path / "valid.txt").write_text("xyz")
+    status, _ = train_lm(tmp_path, "abab" * 50, "--valid-text", str(tmp_path / "valid.txt"))
+    assert status == 2
+    assert "never saw" in capsys.readouterr().err
+
+
+def test_tiny_shakespeare_vocabulary(shared_data):
+    text = (shared_data / "tinyshakespeare" / "input.txt").read_text(encoding="utf-8")
+    assert len(TokenVocabulary.build(tokenize(text, "char"), "char")) == 65
