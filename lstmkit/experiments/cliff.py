@@ -1,0 +1,207 @@
+"""Cliff: remembering a pet's species across a growing distance of distractor text.
+
+One tanh RNN and one LSTM of the same size read the same stories (same seed, same batches) and
+predict the species from the hidden state at the probe's last word. Training mixes distances with a
+short curriculum (short stories first), and evaluation reports accuracy per distance on fresh
+stories, so one model per architecture covers every distance.
+"""
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from lstmkit.errors import UsageError
+from lstmkit.experiments.common import (KINDS, ExperimentResult, RecurrentModel, RunContext,
+                                        make_optimizer, progress, seed_everything, train_step)
+from lstmkit.experiments.plots import line_plot
+from lstmkit.experiments.stories import ALL_SPECIES, StoryConfig, Vocabulary, make_story
+
+NAME = "cliff"
+TITLE = "Cliff: remembering across a distance"
+
+
+@dataclass
+class CliffSettings:
+    distances: list[int] = field(default_factory=lambda: [5, 10, 20, 50, 100, 150, 200])
+    stories: StoryConfig = field(default_factory=StoryConfig)
+    embedding_size: int = 32
+    hidden_size: int = 64
+    steps: int = 2000
+    batch_size: int = 64
+    lr: float = 3e-3
+    # Curriculum: the first part of training uses short stories only (binding a species to "my"
+    # is learned there quickly), the next part ramps the distance up to the longest, then mixed.
+    warmup_fraction: float = 0.25
+    ramp_fraction: float = 0.35
+    warmup_distance: int = 10
+    eval_stories: int = 256            # per distance
+
+    @classmethod
+    def quick(cls) -> "CliffSettings":
+        return cls(distances=[2, 8], embedding_size=8, hidden_size=16, steps=30, batch_size=16,
+                   eval_stories=32)
+
+    def validate(self) -> None:
+        self.stories.validate()
+        if not self.distances:
+            raise UsageError("--distances needs at least one distance")
+        bad = [d for d in self.distances if d < 0]
+        if bad:
+            raise UsageError(f"--distances must be >= 0 tokens, got {bad[0]}")
+        if self.hidden_size < 1 or self.steps < 1:
+            raise UsageError("--hidden and --steps must be >= 1")
+
+
+def make_batch(distance: int, count: int, config: StoryConfig, vocab: Vocabulary,
+               rng: random.Random) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids (B, T), left-padded so every probe ends at the last step, and answers (B,)."""
+    stories = [make_story(distance, config, rng) for _ in range(count)]
+    length = max(len(s.tokens) for s in stories)
+    ids = torch.zeros(count, length, dtype=torch.long)  # (B, T), 0 = padding
+    for row, story in enumerate(stories):
+        encoded = vocab.encode(story.tokens)
+        ids[row, length - len(encoded):] = torch.tensor(encoded)
+    answers = torch.tensor([s.answer for s in stories])  # (B,)
+    return ids, answers
+
+
+def build_model(kind: str, settings: CliffSettings, vocab: Vocabulary) -> RecurrentModel:
+    return RecurrentModel(kind, settings.embedding_size, settings.hidden_size,
+                          settings.stories.species, vocab_size=len(vocab))
+
+
+def curriculum_reach(step: int, settings: CliffSettings) -> int:
+    """The longest distance sampled at this step; each batch draws its distance from [0, reach]."""
+    longest = max(settings.distances)
+    warmup = settings.warmup_fraction * settings.steps
+    ramp = max(1.0, settings.ramp_fraction * settings.steps)
+    start = min(settings.warmup_distance, longest)
+    if step < warmup:
+        return start
+    return round(start + (longest - start) * min(1.0, (step - warmup) / ramp))
+
+
+def train(kind: str, settings: CliffSettings, seed: int, show_progress: bool) -> RecurrentModel:
+    """Train one architecture; the data stream depends only on the seed, not on the kind."""
+    vocab = Vocabulary()
+    torch.manual_seed(seed)
+    model = build_model(kind, settings, vocab)
+    optimizer = make_optimizer(model, settings.lr)
+    rng = random.Random(seed)
+    with progress(settings.steps, f"cliff {kind}", show_progress) as bar:
+        for step in range(settings.steps):
+            reach = curriculum_reach(step, settings)
+            ids, answers = make_batch(rng.randint(0, reach), settings.batch_size, settings.stories,
+                                      vocab, rng)
+            logits = model(ids)[:, -1]  # (B, species) at the probe's last word
+            loss = train_step(model, optimizer, F.cross_entropy(logits, answers))
+            bar.update()
+            if step % 25 == 0:
+                bar.set_postfix_str(f"loss {loss:.3f} reach {reach}")
+    return model.eval()
+
+
+@torch.no_grad()
+def evaluate(model: RecurrentModel, settings: CliffSettings, seed: int) -> dict[int, float]:
+    """Accuracy per distance on stories the model never saw (same stories for every model)."""
+    vocab = Vocabulary()
+    accuracy = {}
+    for distance in settings.distances:
+        rng = random.Random(f"cliff-eval-{seed}-{distance}")
+        correct, seen = 0, 0
+        for start in range(0, settings.eval_stories, 128):
+            count = min(128, settings.eval_stories - start)
+            ids, answers = make_batch(distance, count, settings.stories, vocab, rng)
+            correct += int((model(ids)[:, -1].argmax(-1) == answers).sum())
+            seen += count
+        accuracy[distance] = correct / seen
+    return accuracy
+
+
+def rnn_state(accuracy: float, chance: float) -> str:
+    """A word for the table: does the RNN still remember at this distance?"""
+    if accuracy >= 0.9:
+        return "remembers"
+    if accuracy <= chance + 0.10:
+        return "forgotten"
+    return "fading"
+
+
+def trained_models(context: RunContext, settings: CliffSettings) -> dict[str, RecurrentModel]:
+    """Train (once per run) the RNN and the LSTM; the gradient and gate experiments reuse them."""
+    for kind in KINDS:
+        if kind not in context.cliff_models:
+            context.cliff_models[kind] = train(kind, settings, context.seed, context.show_progress)
+    return context.cliff_models
+
+
+def settings_for(context: RunContext) -> CliffSettings:
+    settings = CliffSettings.quick() if context.quick else CliffSettings()
+    options = context.cliff_options
+    if options.get("distances"):
+        settings.distances = sorted(set(options["distances"]))
+    settings.stories = StoryConfig(
+        species=options.get("species") or settings.stories.species,
+        names=options.get("names") or settings.stories.names,
+        pets_per_story=options.get("pets") or settings.stories.pets_per_story)
+    for key in ("species", "names", "pets"):
+        if options.get(key) is not None and options[key] <= 0:
+            raise UsageError(f"--{key} must be >= 1, got {options[key]}")
+    settings.validate()
+    return settings
+
+
+def run(context: RunContext, out_dir) -> ExperimentResult:
+    started = time.perf_counter()
+    settings = settings_for(context)
+    seed_everything(context.seed)
+    models = trained_models(context, settings)
+    accuracy = {kind: evaluate(models[kind], settings, context.seed) for kind in KINDS}
+    chance = settings.stories.chance
+    distances = settings.distances
+
+    rows = [[d, accuracy["rnn"][d], accuracy["lstm"][d], chance, rnn_state(accuracy["rnn"][d], chance)]
+            for d in distances]
+    breakdown = next((d for d in distances if accuracy["rnn"][d] < 0.9), None)
+    forgotten = next((d for d in distances if accuracy["rnn"][d] <= chance + 0.10), None)
+    longest = distances[-1]
+    metrics = {
+        "distances": distances,
+        "accuracy": {kind: {str(d): a for d, a in accuracy[kind].items()} for kind in KINDS},
+        "chance": chance,
+        "rnn_breaks_down_at": breakdown,
+        "rnn_at_chance_from": forgotten,
+        "longest_distance": longest,
+        "lstm_at_longest": accuracy["lstm"][longest],
+        "rnn_at_longest": accuracy["rnn"][longest],
+        "settings": {"hidden_size": settings.hidden_size, "steps": settings.steps, "lr": settings.lr,
+                     "batch_size": settings.batch_size, "species": settings.stories.species,
+                     "names": settings.stories.names, "pets_per_story": settings.stories.pets_per_story,
+                     "eval_stories_per_distance": settings.eval_stories},
+    }
+    figure = line_plot(
+        out_dir / "cliff_accuracy.png", distances,
+        {"tanh RNN": [accuracy["rnn"][d] for d in distances],
+         "LSTM": [accuracy["lstm"][d] for d in distances]},
+        xlabel="distance (tokens of distractor text before the probe)", ylabel="accuracy",
+        title="Cliff: which species is my pet?", hline=(chance, f"chance = 1/{settings.stories.species}"),
+        ylim=(0, 1.02))
+    explanation = (
+        f"Each story introduces my pet and {settings.stories.pets_per_story - 1} other people's pet(s) "
+        f"(different names and species, random order), then a number of tokens of pet-free "
+        f"sentences, then \"however , NAME , my pet\"; the answer is my pet's species. "
+        f"Both models (hidden size {settings.hidden_size}) were trained on the same "
+        f"{settings.steps} batches of {settings.batch_size} stories with mixed distances and are "
+        f"scored on {settings.eval_stories} unseen stories per distance. Chance is "
+        f"{chance:.1%}. At {longest} tokens the LSTM scores {accuracy['lstm'][longest]:.1%} and the "
+        f"RNN {accuracy['rnn'][longest]:.1%}"
+        + (f"; the RNN falls below 90% from {breakdown} tokens." if breakdown is not None
+           else "; the RNN stays above 90% at every distance shown.")
+    )
+    return ExperimentResult(NAME, TITLE, metrics,
+                            ["distance", "RNN acc", "LSTM acc", "chance", "RNN"], rows,
+                            [figure], explanation, seconds=time.perf_counter() - started)
