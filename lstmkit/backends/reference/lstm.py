@@ -27,6 +27,10 @@ from lstmkit.backends.reference.common import (StepPlan, carry_inactive, check_s
 from lstmkit.backends.reference.lstm_backward import lstm_backward
 
 
+def _all_rows(v: Tensor) -> Tensor:
+    return v
+
+
 def lstm_recurrence(xg: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, w_hr: Tensor | None = None,
                     w_ci: Tensor | None = None, w_cf: Tensor | None = None, w_co: Tensor | None = None,
                     ln_hh: Tensor | None = None, ln_c_w: Tensor | None = None, ln_c_b: Tensor | None = None,
@@ -99,60 +103,67 @@ class _LSTMRecurrence(torch.autograd.Function):
         w_hr_t = None if w_hr is None else w_hr.t()                   # (H, P)
         # peepholes of i and f as one (2, H) gain so both gates take the old cell in one op
         w_c_if = torch.stack([w_ci, w_cf]) if w_cf is not None and not coupled else None
-        o_gate = n_gates - 1
+        # per-step views made once (indexing in the loop costs more than the small ops themselves)
+        h_at, c_at, x_at, a_at, tc_at = (v.unbind(0) for v in (hs, cs, xg, gates, tanh_c))
+        gate_at = [v.unbind(0) for v in gates4.unbind(2)]             # G lists of (B, H)
+        ab_at = gates4[:, :, :2].unbind(0)                            # (B, 2, H): i, f together
+        c_new_at = c_new_all.unbind(0) if zc is not None else c_at[1:]
+        zh_at, zc_at = (None if z is None else z.unbind(0) for z in (zh, zc))
         for k, (t, n) in enumerate(plan.steps):
-            h_prev, c_prev = hs[k, :n], cs[k, :n]                     # (n, P), (n, H)
+            rows_ = _all_rows if n == batch else (lambda v, n=n: v[:n])
+            h_prev, c_prev = rows_(h_at[k]), rows_(c_at[k])           # (n, P), (n, H)
             h_in = h_prev if h_mask is None else h_prev * h_mask[:n]
-            a = gates[t, :n]                                          # (n, G·H) pre-activations, then gates
+            a = rows_(a_at[t])                                        # (n, G·H) pre-activations, then gates
             if ln_hh is None:
-                torch.addmm(xg[t, :n], h_in, w_hh_t, out=a)
+                torch.addmm(rows_(x_at[t]), h_in, w_hh_t, out=a)
             else:
                 hp, _, rstd = torch.native_layer_norm(h_in @ w_hh_t, (rows,), None, None, eps)
                 hp_hat[t, :n] = hp
                 hp_rstd[t, :n] = rstd
-                torch.addcmul(xg[t, :n], hp, ln_hh, out=a)
-            a4 = gates4[t, :n]                                        # (n, G, H)
+                torch.addcmul(rows_(x_at[t]), hp, ln_hh, out=a)
+            c_new = rows_(c_new_at[k if zc is None else t])           # (n, H) c' (= next state w/o zoneout)
             if coupled:
+                f, g, o = (rows_(v[t]) for v in gate_at)
                 if w_cf is not None:
-                    a4[:, 0].addcmul_(w_cf, c_prev)
-                f, g, o = a4.unbind(1)
+                    f.addcmul_(w_cf, c_prev)
                 f.sigmoid_()
                 g.tanh_()
-                c_new = cs[k + 1, :n] if zc is None else c_new_all[t, :n]
                 torch.addcmul(g, f, c_prev - g, out=c_new)            # f⊙c + (1-f)⊙g
             else:
+                i, f, g, o = (rows_(v[t]) for v in gate_at)
+                ab = rows_(ab_at[t])                                  # (n, 2, H) i and f
                 if w_c_if is not None:
-                    a4[:, :2].addcmul_(w_c_if, c_prev.unsqueeze(1))
-                a4[:, :2].sigmoid_()                                  # i, f
-                i, f, g, o = a4.unbind(1)
+                    ab.addcmul_(w_c_if, c_prev.unsqueeze(1))
+                ab.sigmoid_()
                 g.tanh_()
-                c_new = cs[k + 1, :n] if zc is None else c_new_all[t, :n]
                 torch.mul(f, c_prev, out=c_new).addcmul_(i, g)        # c' = f⊙c + i⊙g
             if w_co is not None:
                 o.addcmul_(w_co, c_new)
             o.sigmoid_()
+            tc = rows_(tc_at[t])
             if ln_c_w is None:
-                torch.tanh(c_new, out=tanh_c[t, :n])
+                torch.tanh(c_new, out=tc)
             else:
                 shown, mean, rstd = torch.native_layer_norm(c_new, (hidden,), ln_c_w, ln_c_b, eps)
                 c_mean[t, :n] = mean
                 c_rstd[t, :n] = rstd
-                torch.tanh(shown, out=tanh_c[t, :n])
-            h_next = hs[k + 1, :n]
+                torch.tanh(shown, out=tc)
+            h_next = rows_(h_at[k + 1])
             if w_hr is None and zh is None:
-                torch.mul(o, tanh_c[t, :n], out=h_next)
+                torch.mul(o, tc, out=h_next)
             else:
-                h_new = o * tanh_c[t, :n]                             # (n, H)
+                h_new = o * tc                                        # (n, H)
                 if w_hr is not None:
                     h_new = h_new @ w_hr_t                            # (n, P)
                 if zh is None:
                     h_next.copy_(h_new)
                 else:                                                 # h = h' + zh⊙(h_prev - h')
-                    torch.addcmul(h_new, zh[t, :n], h_prev - h_new, out=h_next)
+                    torch.addcmul(h_new, rows_(zh_at[t]), h_prev - h_new, out=h_next)
             if zc is not None:
-                torch.addcmul(c_new, zc[t, :n], c_prev - c_new, out=cs[k + 1, :n])
-            carry_inactive(hs, k, n)
-            carry_inactive(cs, k, n)
+                torch.addcmul(c_new, rows_(zc_at[t]), c_prev - c_new, out=rows_(c_at[k + 1]))
+            if n < batch:
+                carry_inactive(hs, k, n)
+                carry_inactive(cs, k, n)
 
         y = outputs_from_states(hs, plan)                             # (T, B, P)
         cells = outputs_from_states(cs, plan)                         # (T, B, H)

@@ -14,6 +14,10 @@ XG, H0, C0, W_HH, W_HR, W_CI, W_CF, W_CO, LN_HH, LN_C_W, LN_C_B = range(11)
 N_ARGS = 16  # forward's arguments: the 11 above, h_mask, zh, zc, plan, eps
 
 
+def _all_rows(v):
+    return v
+
+
 def lstm_backward(ctx, dy, dh_n, dc_n):
     plan = ctx.plan
     (hs, cs, gates, tanh_c, c_new_all, hp_hat, hp_rstd, c_mean, c_rstd, w_hh, w_hr, w_ci, w_cf, w_co,
@@ -64,10 +68,15 @@ def lstm_backward(ctx, dy, dh_n, dc_n):
     d_h_raw = new_buffer(plan, (steps, batch, hidden), gates) if keep_d_raw else None
     dh = dh_n.clone() if dh_n is not None else hs.new_zeros(batch, out)      # (B, P) d state
     dc = dc_n.clone() if dc_n is not None else cs.new_zeros(batch, hidden)   # (B, H)
+    # per-time views made once: indexing inside the loop would cost more than the small ops
+    q_at, p_at, r_at, f_at = (v.unbind(0) for v in (q, p_c_total if ln_c_w is None else p_c_hat, r_o, f_c))
+    d_a_at, d_o_at, d_q_at = d_a.unbind(0), d_a4[:, :, o_gate].unbind(0), d_a4[:, :, :o_gate].unbind(0)
+    dy_at = None if dy is None else dy.unbind(0)
     for k in range(steps - 1, -1, -1):
         t, n = plan.steps[k]
-        dh_next = dh[:n] if dy is None else dh[:n] + dy[t, :n]
-        dc_next = dc[:n]
+        rows_ = _all_rows if n == batch else (lambda v, n=n: v[:n])
+        dh_k, dc_next = rows_(dh), rows_(dc)                    # views of the carried gradients
+        dh_next = dh_k if dy is None else dh_k + rows_(dy_at[t])
         dh_new = dh_next if zh is None else dh_next * zh_new[t, :n]
         if w_hr is not None:
             if d_h_new is not None:
@@ -79,30 +88,30 @@ def lstm_backward(ctx, dy, dh_n, dc_n):
             d_h_raw[t, :n] = dh_raw
         dc_in = dc_next if zc is None else dc_next * zc_new[t, :n]
         if ln_c_w is None:
-            dc_new = torch.addcmul(dc_in, dh_raw, p_c_total[t, :n])
+            dc_new = torch.addcmul(dc_in, dh_raw, rows_(p_at[t]))
         else:
-            dc_new = dc_in + layer_norm_backward(dh_raw * p_c_hat[t, :n], c_hat[t, :n], c_rstd[t, :n])
+            dc_new = dc_in + layer_norm_backward(dh_raw * rows_(p_at[t]), c_hat[t, :n], c_rstd[t, :n])
             if r_co is not None:
                 dc_new.addcmul_(dh_raw, r_co[t, :n])
-        torch.mul(dh_raw, r_o[t, :n], out=d_a4[t, :n, o_gate])
-        torch.mul(dc_new.unsqueeze(1), q[t, :n], out=d_a4[t, :n, :o_gate])
+        torch.mul(dh_raw, rows_(r_at[t]), out=rows_(d_o_at[t]))
+        torch.mul(dc_new.unsqueeze(1), rows_(q_at[t]), out=rows_(d_q_at[t]))
         if zc is None:
-            torch.mul(dc_new, f_c[t, :n], out=dc[:n])
+            torch.mul(dc_new, rows_(f_at[t]), out=dc_next)
         else:                                                   # zoneout keeps zc of the old cell
-            torch.addcmul(dc_next * zc[t, :n], dc_new, f_c[t, :n], out=dc[:n])
+            torch.addcmul(dc_next * zc[t, :n], dc_new, rows_(f_at[t]), out=dc_next)
         if ln_hh is None:
-            dhp = d_a[t, :n]
+            dhp = rows_(d_a_at[t])
         else:
-            dhp = layer_norm_backward(d_a[t, :n] * ln_hh, hp_hat[t, :n], hp_rstd[t, :n])
+            dhp = layer_norm_backward(rows_(d_a_at[t]) * ln_hh, hp_hat[t, :n], hp_rstd[t, :n])
             d_hp[t, :n] = dhp
         if h_mask is None and zh is None:
-            torch.mm(dhp, w_hh, out=dh[:n])
+            torch.mm(dhp, w_hh, out=dh_k)
         elif h_mask is None:
-            torch.addmm(dh_next * zh[t, :n], dhp, w_hh, out=dh[:n])
+            torch.addmm(dh_next * zh[t, :n], dhp, w_hh, out=dh_k)
         elif zh is None:
-            torch.mul(dhp @ w_hh, h_mask[:n], out=dh[:n])
+            torch.mul(dhp @ w_hh, h_mask[:n], out=dh_k)
         else:
-            torch.addcmul(dh_next * zh[t, :n], dhp @ w_hh, h_mask[:n], out=dh[:n])
+            torch.addcmul(dh_next * zh[t, :n], dhp @ w_hh, h_mask[:n], out=dh_k)
 
     # (3) parameters: one product or one sum over all steps
     grads = [None] * N_ARGS
