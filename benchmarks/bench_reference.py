@@ -32,24 +32,34 @@ def forward_backward(module, x):
     torch.autograd.grad(y.sum() + h_n.sum() + c_n.sum(), [x, *module.parameters()])
 
 
-def measure(batch: int, hidden: int, steps: int, repeats: int, dtype: torch.dtype) -> dict:
+def measure(batch: int, hidden: int, all_steps: list[int], repeats: int, dtype: torch.dtype) -> list[dict]:
+    """Median forward+backward times for every T at one (B, H).
+
+    Within each repeat the two modules and all lengths run one after the other, so a change in
+    the machine's load hits all of them alike (the T ratio compares runs minutes apart otherwise).
+    """
     torch.manual_seed(0)
     ours = lstmkit.LSTM(hidden, hidden, backend="reference", dtype=dtype)
     theirs = torch.nn.LSTM(hidden, hidden, dtype=dtype)
     theirs.load_state_dict(ours.state_dict())
-    x = torch.randn(steps, batch, hidden, dtype=dtype, requires_grad=True)
-    times: dict[str, list[float]] = {"reference": [], "torch": []}
+    inputs = {steps: torch.randn(steps, batch, hidden, dtype=dtype, requires_grad=True) for steps in all_steps}
+    times = {(steps, name): [] for steps in all_steps for name in ("reference", "torch")}
     for run in range(repeats + 1):                       # run 0 is the warm-up
-        for name, module in (("reference", ours), ("torch", theirs)):   # alternate: load drifts
-            start = time.perf_counter()
-            forward_backward(module, x)
-            if run:
-                times[name].append(time.perf_counter() - start)
+        for steps in all_steps:
+            for name, module in (("reference", ours), ("torch", theirs)):
+                start = time.perf_counter()
+                forward_backward(module, inputs[steps])
+                if run:
+                    times[steps, name].append(time.perf_counter() - start)
     assert ours.last_backend == "reference", ours.last_backend
-    ref, tor = statistics.median(times["reference"]), statistics.median(times["torch"])
-    flops = 3 * 8 * batch * hidden * (2 * hidden) * steps
-    return {"batch": batch, "hidden": hidden, "steps": steps, "reference_s": ref, "torch_s": tor,
-            "ratio": ref / tor, "gflops_reference": flops / ref / 1e9, "runs": times}
+    rows = []
+    for steps in all_steps:
+        ref, tor = statistics.median(times[steps, "reference"]), statistics.median(times[steps, "torch"])
+        flops = 3 * 8 * batch * hidden * (2 * hidden) * steps
+        rows.append({"batch": batch, "hidden": hidden, "steps": steps, "reference_s": ref, "torch_s": tor,
+                     "ratio": ref / tor, "gflops_reference": flops / ref / 1e9,
+                     "runs": {"reference": times[steps, "reference"], "torch": times[steps, "torch"]}})
+    return rows
 
 
 def table(rows: list[dict]) -> str:
@@ -86,10 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for batch in args.batch:
         for hidden in args.hidden:
-            for steps in sorted(args.steps):
-                rows.append(measure(batch, hidden, steps, args.repeats, dtype))
-                r = rows[-1]
-                print(f"B={batch} H={hidden} T={steps}: reference {1e3 * r['reference_s']:.1f} ms, "
+            for r in measure(batch, hidden, sorted(args.steps), args.repeats, dtype):
+                rows.append(r)
+                print(f"B={batch} H={hidden} T={r['steps']}: reference {1e3 * r['reference_s']:.1f} ms, "
                       f"torch {1e3 * r['torch_s']:.1f} ms, ratio {r['ratio']:.2f}", file=sys.stderr, flush=True)
     load_after = os.getloadavg()
     text = table(rows)
