@@ -22,6 +22,10 @@ from lstmkit.backends.reference.common import (StepPlan, carry_inactive, check_s
 XG, H0, W_HH, B_HH = range(4)
 
 
+def _all_rows(v: Tensor) -> Tensor:
+    return v
+
+
 def gru_recurrence(xg: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor | None = None,
                    batch_sizes=None, reverse: bool = False):
     """One layer-direction of a GRU: xg (T, B, 3H) = x @ w_ih.T + b_ih, h0 (B, H), w_hh (3H, H).
@@ -50,19 +54,25 @@ class _GRURecurrence(torch.autograd.Function):
         gates = new_buffer(plan, (steps, batch, rows), xg)           # (T, B, 3H) r, z, n
         hp_all = new_buffer(plan, (steps, batch, rows), xg)          # (T, B, 3H) h @ w_hh.T + b_hh
         w_hh_t = w_hh.t()                                            # (H, 3H)
+        # per-step views made once: indexing inside the loop costs more than the small ops
+        h_at, hp_at, x_at = hs.unbind(0), hp_all.unbind(0), xg.unbind(0)
+        rz_at, x_rz_at, x_n_at = gates[..., :2 * hidden].unbind(0), xg[..., :2 * hidden].unbind(0), \
+            xg[..., 2 * hidden:].unbind(0)
+        hp_rz_at, hp_n_at = hp_all[..., :2 * hidden].unbind(0), hp_all[..., 2 * hidden:].unbind(0)
+        r_at, z_at, n_at = (v.unbind(0) for v in gates.view(steps, batch, 3, hidden).unbind(2))
         for k, (t, n) in enumerate(plan.steps):
-            h_prev = hs[k, :n]
-            hp = hp_all[t, :n]
+            rows_ = _all_rows if n == batch else (lambda v, n=n: v[:n])
+            h_prev, hp = rows_(h_at[k]), rows_(hp_at[t])
             if b_hh is None:
                 torch.mm(h_prev, w_hh_t, out=hp)
             else:
                 torch.addmm(b_hh, h_prev, w_hh_t, out=hp)
-            a = gates[t, :n]
-            torch.add(xg[t, :n, :2 * hidden], hp[:, :2 * hidden], out=a[:, :2 * hidden]).sigmoid_()
-            r, z, n_gate = a[:, :hidden], a[:, hidden:2 * hidden], a[:, 2 * hidden:]
-            torch.addcmul(xg[t, :n, 2 * hidden:], r, hp[:, 2 * hidden:], out=n_gate).tanh_()
-            torch.addcmul(n_gate, z, h_prev - n_gate, out=hs[k + 1, :n])   # (1-z)⊙n + z⊙h
-            carry_inactive(hs, k, n)
+            torch.add(rows_(x_rz_at[t]), rows_(hp_rz_at[t]), out=rows_(rz_at[t])).sigmoid_()
+            r, z, n_gate = rows_(r_at[t]), rows_(z_at[t]), rows_(n_at[t])
+            torch.addcmul(rows_(x_n_at[t]), r, rows_(hp_n_at[t]), out=n_gate).tanh_()
+            torch.addcmul(n_gate, z, h_prev - n_gate, out=rows_(h_at[k + 1]))   # (1-z)⊙n + z⊙h
+            if n < batch:
+                carry_inactive(hs, k, n)
         y = outputs_from_states(hs, plan)                            # (T, B, H)
         h_n = hs[steps].clone()
         ctx.mark_non_differentiable(gates)
@@ -92,15 +102,19 @@ class _GRURecurrence(torch.autograd.Function):
         d_hp = new_buffer(plan, (steps, batch, rows), gates)         # (T, B, 3H)
         d_hp3 = d_hp.view(steps, batch, 3, hidden)
         dh = dh_n.clone() if dh_n is not None else hs.new_zeros(batch, hidden)
+        d_h_at, d_hp_at, d_hp3_at, p_hp_at = d_h.unbind(0), d_hp.unbind(0), d_hp3.unbind(0), p_hp.unbind(0)
+        z_at = z.unbind(0)
+        dy_at = None if dy is None else dy.unbind(0)
         for k in range(steps - 1, -1, -1):
             t, n = plan.steps[k]
-            d_t = d_h[t, :n]
+            rows_ = _all_rows if n == batch else (lambda v, n=n: v[:n])
+            d_t, dh_k = rows_(d_h_at[t]), rows_(dh)
             if dy is None:
-                d_t.copy_(dh[:n])
+                d_t.copy_(dh_k)
             else:
-                torch.add(dh[:n], dy[t, :n], out=d_t)
-            torch.mul(d_t.unsqueeze(1), p_hp[t, :n], out=d_hp3[t, :n])
-            torch.addmm(d_t * z[t, :n], d_hp[t, :n], w_hh, out=dh[:n])
+                torch.add(dh_k, rows_(dy_at[t]), out=d_t)
+            torch.mul(d_t.unsqueeze(1), rows_(p_hp_at[t]), out=rows_(d_hp3_at[t]))
+            torch.addmm(d_t * rows_(z_at[t]), rows_(d_hp_at[t]), w_hh, out=dh_k)
 
         d_xg = None
         if need[XG]:                                                 # like d hp, but n's part before r

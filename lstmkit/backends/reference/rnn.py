@@ -40,10 +40,14 @@ class _RNNRecurrence(torch.autograd.Function):
         hs = state_buffer(h0, steps)                                 # (T+1, B, H)
         w_hh_t = w_hh.t()
         tanh = nonlinearity == "tanh"
+        h_at, x_at = hs.unbind(0), xg.unbind(0)                      # per-step views, made once
         for k, (t, n) in enumerate(plan.steps):
-            h_next = torch.addmm(xg[t, :n], hs[k, :n], w_hh_t, out=hs[k + 1, :n])
+            if n == hs.shape[1]:
+                h_next = torch.addmm(x_at[t], h_at[k], w_hh_t, out=h_at[k + 1])
+            else:
+                h_next = torch.addmm(x_at[t][:n], h_at[k][:n], w_hh_t, out=h_at[k + 1][:n])
+                carry_inactive(hs, k, n)
             h_next.tanh_() if tanh else h_next.relu_()
-            carry_inactive(hs, k, n)
         y = outputs_from_states(hs, plan)                            # (T, B, H)
         h_n = hs[steps].clone()
         ctx.set_materialize_grads(False)
@@ -62,10 +66,14 @@ class _RNNRecurrence(torch.autograd.Function):
         d_act = 1 - h_new * h_new if ctx.tanh else (h_new > 0).to(h_new.dtype)
         d_a = new_buffer(plan, (steps, batch, hidden), hs)           # (T, B, H) = d xg
         dh = dh_n.clone() if dh_n is not None else hs.new_zeros(batch, hidden)
+        d_a_at, d_act_at = d_a.unbind(0), d_act.unbind(0)            # per-step views, made once
+        dy_at = None if dy is None else dy.unbind(0)
         for k in range(steps - 1, -1, -1):
             t, n = plan.steps[k]
-            dh_t = dh[:n] if dy is None else dh[:n] + dy[t, :n]
-            torch.mul(dh_t, d_act[t, :n], out=d_a[t, :n])
-            torch.mm(d_a[t, :n], w_hh, out=dh[:n])
+            full = n == batch
+            dh_k, d_a_t = (dh, d_a_at[t]) if full else (dh[:n], d_a_at[t][:n])
+            dh_t = dh_k if dy is None else dh_k + (dy_at[t] if full else dy_at[t][:n])
+            torch.mul(dh_t, d_act_at[t] if full else d_act_at[t][:n], out=d_a_t)
+            torch.mm(d_a_t, w_hh, out=dh_k)
         return (d_a if need[0] else None, dh if need[1] else None,
                 weight_grad(d_a, in_time_order(hs[:-1], plan)) if need[2] else None, None, None)
