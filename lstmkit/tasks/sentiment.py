@@ -62,6 +62,11 @@ def add_train_args(parser) -> None:
     model.add_argument("--embedding-dropout", type=float, default=0.2)
     model.add_argument("--pooling", choices=POOLINGS, default="max")
     model.add_argument("--backend", default="auto", help="lstmkit.LSTM engine")
+    model.add_argument("--ngram-buckets", type=int, default=0,
+                       help="add a linear bag of hashed word uni+bigrams beside the LSTM "
+                            "(LSTM + n-grams); e.g. 1048576; 0 = LSTM only (default)")
+    model.add_argument("--ngram-weight-decay", type=float, default=0.0,
+                       help="decoupled weight decay on the n-gram weights")
     parser.add_argument("--no-baseline", dest="baseline", action="store_false",
                         help="skip the bag-of-words logistic-regression baseline")
     train.add_training_args(parser, epochs=8, lr=2e-3, batch_size=32, clip=5.0, patience=3)
@@ -125,6 +130,18 @@ def _scores(logits: torch.Tensor, targets: list[int], num_classes: int) -> dict:
             **classification_metrics(logits.argmax(1), target, num_classes)}
 
 
+def _optimizer(model, config, ngram_weight_decay: float) -> torch.optim.Optimizer:
+    """The configured optimizer; the n-gram table (if any) in its own group with its own decay."""
+    if model.ngrams is None:
+        return train.make_optimizer(model, config)
+    others = [p for name, p in model.named_parameters() if not name.startswith("ngrams.")]
+    groups = [{"params": others, "weight_decay": config.weight_decay},
+              {"params": list(model.ngrams.parameters()), "weight_decay": ngram_weight_decay}]
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=config.lr, momentum=0.9)
+    return torch.optim.AdamW(groups, lr=config.lr)  # decoupled decay: a shrink per step
+
+
 def train_main(args) -> int:
     config = train.config_from_args(args)
     device = train.setup(config)
@@ -146,7 +163,8 @@ def train_main(args) -> int:
                         embedding_dim=args.embedding_dim, hidden_size=args.hidden_size,
                         num_layers=args.layers, bidirectional=args.bidirectional,
                         dropout=args.dropout, embedding_dropout=args.embedding_dropout,
-                        pooling=args.pooling, backend=args.backend)
+                        pooling=args.pooling, backend=args.backend,
+                        ngram_buckets=args.ngram_buckets)
     model = SentimentClassifier(**architecture)
     model_config = {"architecture": architecture, "max_len": args.max_len,
                     "lowercase": args.lowercase, "tokenizer": "lstmkit.data.text.tokenize"}
@@ -168,9 +186,11 @@ def train_main(args) -> int:
     result = train.fit(train.TrainSpec(
         task=NAME, model=model, model_config=model_config, train_batches=train_batches,
         step=_step, evaluate=evaluate, monitor="acc", lower_is_better=False,
+        make_optimizer=lambda model, config: _optimizer(model, config, args.ngram_weight_decay),
         extras={"vocab": vocab.to_json(), "labels": labels.to_json()}), config)
 
-    report = {"train_examples": len(train_examples), "valid_examples": len(valid_examples),
+    kind = ("BiLSTM" if args.bidirectional else "LSTM") + (" + n-grams" if args.ngram_buckets else "")
+    report = {"model": kind, "train_examples": len(train_examples), "valid_examples": len(valid_examples),
               "vocab_size": len(vocab), "labels": labels.names, "best_epoch": result.best_epoch,
               "epochs_run": result.epochs_run, "valid": result.best_metrics,
               "train_seconds": round(sum(r["seconds"] for r in result.history), 1)}
@@ -197,7 +217,7 @@ def _print_report(report: dict) -> None:
     if "test" in report:
         test = report["test"]
         print(f"test ({test['n']} texts)   accuracy  F1")
-        print(f"  LSTM                 {test['accuracy']:.4f}  {test['f1']:.4f}")
+        print(f"  {report['model']:<20} {test['accuracy']:.4f}  {test['f1']:.4f}")
         if "baseline" in report:
             base = report["baseline"]
             print(f"  bag-of-words logreg  {base['accuracy']:.4f}  {base['f1']:.4f}")

@@ -6,6 +6,12 @@ Differences from the tutorial's model, each for a reason:
 - pooling over time (max and/or mean of the outputs) instead of only the last step: on a few
   thousand reviews a sentiment cue anywhere in a long text reaches the classifier in one step;
 - softmax over C classes (cross-entropy), so two or more classes work alike.
+
+Optional (`ngram_buckets > 0`): a bag of hashed word unigrams and bigrams as a linear term added
+to the logits, trained jointly (fastText's idea, "wide and deep"). On a few thousand long reviews
+a linear n-gram model is hard to beat; the LSTM then learns what the bag misses (order, negation
+scope) instead of relearning word polarity from scratch. The report names such a model
+"LSTM + n-grams", not "LSTM".
 """
 from __future__ import annotations
 
@@ -23,7 +29,7 @@ class SentimentClassifier(nn.Module):
     def __init__(self, vocab_size: int, num_classes: int, embedding_dim: int = 128,
                  hidden_size: int = 128, num_layers: int = 1, bidirectional: bool = True,
                  dropout: float = 0.5, embedding_dropout: float = 0.2, pooling: str = "max",
-                 backend: str = "auto"):
+                 backend: str = "auto", ngram_buckets: int = 0):
         super().__init__()
         if pooling not in POOLINGS:
             raise ValueError(f"pooling {pooling!r}: expected one of {POOLINGS}")
@@ -36,6 +42,22 @@ class SentimentClassifier(nn.Module):
         features = hidden_size * (2 if bidirectional else 1) * (2 if pooling == "max+mean" else 1)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(features, num_classes)
+        self.ngram_buckets = ngram_buckets
+        self.ngrams = nn.Embedding(ngram_buckets, num_classes) if ngram_buckets else None
+        if self.ngrams is not None:
+            nn.init.zeros_(self.ngrams.weight)  # starts as "no opinion", like a fresh logreg
+
+    def ngram_logits(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Sum of the hashed uni- and bigram weights over each text / sqrt(count): (B, C)."""
+        B, T = ids.shape
+        valid = torch.arange(T, device=ids.device)[None, :] < lengths.to(ids.device)[:, None]  # (B, T)
+        unigrams = ids % self.ngram_buckets  # (B, T)
+        # Bigram (a, b) -> a large-prime mix of both ids, folded into the table.
+        bigrams = (ids[:, :-1] * 1_000_003 + ids[:, 1:] * 7 + 1) % self.ngram_buckets  # (B, T-1)
+        buckets = torch.cat([unigrams, bigrams], dim=1)  # (B, 2T-1)
+        mask = torch.cat([valid, valid[:, 1:]], dim=1).to(self.ngrams.weight.dtype)  # (B, 2T-1)
+        summed = (self.ngrams(buckets) * mask[:, :, None]).sum(dim=1)  # (B, C)
+        return summed / mask.sum(dim=1, keepdim=True).clamp(min=1).sqrt()
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """ids (B, T) right-padded, lengths (B,) -> logits (B, C)."""
@@ -56,7 +78,10 @@ class SentimentClassifier(nn.Module):
             if "mean" in self.pooling:
                 pooled.append(y.sum(dim=1) / lengths[:, None].to(y.dtype))  # (B, D)
             features = torch.cat(pooled, dim=1)
-        return self.head(self.dropout(features))  # (B, C)
+        logits = self.head(self.dropout(features))  # (B, C)
+        if self.ngrams is not None:
+            logits = logits + self.ngram_logits(ids, lengths)
+        return logits
 
 
 def accuracy(predicted: torch.Tensor, target: torch.Tensor) -> float:

@@ -1,0 +1,134 @@
+"""Quality runs of `lstmkit train sentiment` on the shared data sets (never part of the tests).
+
+    python benchmarks/sentiment.py [--only amazon|sst2] [--out benchmarks/results/sentiment]
+                                   [--threads 1] [-- extra flags for every run]
+
+Each run is a subprocess of the real CLI (`python -m lstmkit.cli train sentiment ...`); this
+script measures its wall time and CPU time, the machine's load average before and after (the
+machines are shared: a loaded machine makes wall time meaningless, CPU time less so), and collects
+the run's report.json (test accuracy / F1 of the LSTM and of the bag-of-words baseline fitted on
+the same training split). Writes OUT.json and OUT.md.
+
+Targets (issue 4): Amazon reviews test accuracy >= 85 % and above the baseline, trained on CPU in
+under 15 minutes; SST-2 test accuracy >= 84 %.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from lstmkit.paths import data_root
+
+# The settings we recommend per data set (chosen on the validation split, see docs/training.md).
+RUNS = {
+    "amazon": {
+        "data": ["--train", "amazon_reviews/train.ft.txt.bz2", "--test", "amazon_reviews/test.ft.txt.bz2"],
+        "flags": ["--embedding-dim", "100", "--hidden-size", "64", "--max-len", "300",
+                  "--epochs", "6", "--batch-size", "32", "--pooling", "max"],
+        "targets": {"accuracy": 0.85, "above_baseline": True, "minutes": 15},
+    },
+    "sst2": {
+        "data": ["--train", "sst2/train.tsv", "--valid", "sst2/dev.tsv", "--test", "sst2/test.tsv"],
+        "flags": ["--embedding-dim", "100", "--hidden-size", "128", "--epochs", "4",
+                  "--batch-size", "64", "--pooling", "max"],
+        "targets": {"accuracy": 0.84},
+    },
+}
+
+
+def run_one(name: str, spec: dict, root: Path, out_dir: Path, threads: int, extra: list[str]) -> dict:
+    data = [str(root / a) if i % 2 else a for i, a in enumerate(spec["data"])]
+    run_dir = out_dir / f"run-{name}"
+    argv = [sys.executable, "-m", "lstmkit.cli", "train", "sentiment", *data, *spec["flags"], *extra,
+            "--out", str(run_dir), "--overwrite", "--no-progress", "--device", "cpu"]
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    load_before = os.getloadavg()
+    usage_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    log_path = out_dir / f"{name}.log"
+    with open(log_path, "w") as log:
+        status = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, env=env).returncode
+    wall = time.perf_counter() - started
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (usage.ru_utime - usage_before.ru_utime) + (usage.ru_stime - usage_before.ru_stime)
+    result = {"name": name, "command": " ".join(argv[1:]), "status": status,
+              "wall_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1),
+              "load_average_before": load_before, "load_average_after": os.getloadavg(),
+              "log": str(log_path), "targets": spec["targets"]}
+    report_file = run_dir / "report.json"
+    if status == 0 and report_file.is_file():
+        result["report"] = json.loads(report_file.read_text())
+    return result
+
+
+def verdict(result: dict) -> str:
+    report, targets = result.get("report"), result["targets"]
+    if not report or "test" not in report:
+        return "failed"
+    ok = report["test"]["accuracy"] >= targets["accuracy"]
+    if targets.get("above_baseline") and "baseline" in report:
+        ok &= report["test"]["accuracy"] > report["baseline"]["accuracy"]
+    if "minutes" in targets:
+        ok &= report["train_seconds"] < 60 * targets["minutes"]
+    return "met" if ok else "missed"
+
+
+def markdown(results: list[dict], machine: dict) -> str:
+    lines = ["# Sentiment quality runs", "",
+             f"Machine: {machine['cpus']} CPUs, torch {machine['torch']}, threads {machine['threads']}. "
+             "Load averages show how shared the machine was.", "",
+             "| data | test acc | test F1 | baseline acc | baseline F1 | best epoch | train s | "
+             "run wall s | run CPU s | load before/after | targets |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        rep = r.get("report") or {}
+        test, base = rep.get("test", {}), rep.get("baseline", {})
+        fmt = lambda d, k: f"{d[k]:.4f}" if k in d else "-"  # noqa: E731
+        lines.append(f"| {r['name']} | {fmt(test, 'accuracy')} | {fmt(test, 'f1')} | "
+                     f"{fmt(base, 'accuracy')} | {fmt(base, 'f1')} | {rep.get('best_epoch', '-')} | "
+                     f"{rep.get('train_seconds', '-')} | {r['wall_seconds']} | {r['cpu_seconds']} | "
+                     f"{r['load_average_before'][0]:.1f}/{r['load_average_after'][0]:.1f} | "
+                     f"{verdict(r)} |")
+    lines += ["", "Commands:", ""] + [f"    {r['command']}" for r in results]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=sorted(RUNS), action="append")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/sentiment"))
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("extra", nargs="*", help="flags added to every run (after --)")
+    args = parser.parse_args()
+    root = data_root()
+    if root is None:
+        print("shared data not found: set LSTMKIT_DATA or place it at ../shared/data", file=sys.stderr)
+        return 2
+    out_dir = args.out.parent / (args.out.name + "-runs")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    machine = {"cpus": os.cpu_count(), "torch": torch.__version__, "threads": args.threads,
+               "platform": platform.platform(), "python": platform.python_version()}
+    results = []
+    for name in args.only or list(RUNS):
+        results.append(run_one(name, RUNS[name], root, out_dir, args.threads, args.extra))
+        print(json.dumps({k: results[-1].get(k) for k in ("name", "status", "wall_seconds")}),
+              file=sys.stderr)
+        # Written after every run, so a long session keeps what it finished.
+        args.out.with_suffix(".json").write_text(json.dumps({"machine": machine, "runs": results},
+                                                            indent=1) + "\n")
+        args.out.with_suffix(".md").write_text(markdown(results, machine))
+    print(markdown(results, machine))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
