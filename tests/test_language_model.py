@@ -131,3 +131,30 @@ def test_validation_characters_unseen_in_training_exit_2(tmp_path, capsys):
 def test_tiny_shakespeare_vocabulary(shared_data):
     text = (shared_data / "tinyshakespeare" / "input.txt").read_text(encoding="utf-8")
     assert len(TokenVocabulary.build(tokenize(text, "char"), "char")) == 65
+
+
+def test_adaptive_softmax_loss_matches_its_log_probabilities():
+    torch.manual_seed(0)
+    model = LanguageModel(vocab_size=30, embed_size=8, hidden_size=16, num_layers=1, softmax="adaptive",
+                          cutoffs=(5, 15)).eval()
+    tokens, targets = torch.randint(0, 30, (2, 6)), torch.randint(0, 30, (2, 6))
+    loss, _ = model(tokens, None, targets)
+    log_probs, _ = model(tokens)  # (B, T, V), a proper distribution over all 30 words
+    assert torch.allclose(log_probs.exp().sum(-1), torch.ones(2, 6), atol=1e-5)
+    picked = log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    assert loss.item() == pytest.approx(-picked.mean().item(), rel=1e-5)
+    with pytest.raises(UsageError, match="--cutoffs must increase"):
+        LanguageModel(30, 8, 8, 1, softmax="adaptive", cutoffs=(15, 5))
+
+
+def test_word_lm_with_adaptive_softmax_trains_and_generates(tmp_path, capsys):
+    text = "the cat sat on the mat\nthe dog sat on the log\na bird flew over the house\n" * 30
+    status, out = train_lm(tmp_path, text, "--epochs", "1", "--softmax", "adaptive", "--cutoffs", "4,8",
+                           level="word")
+    assert status == 0
+    capsys.readouterr()
+    assert main(["generate", "--model", str(out), "--prime", "the", "--length", "6", "--seed", "1"]) == 0
+    assert capsys.readouterr().out.startswith("the ")
+    status, _ = train_lm(tmp_path, "abc" * 100, "--softmax", "adaptive")
+    assert status == 2
+    assert "--softmax adaptive is for word level" in capsys.readouterr().err

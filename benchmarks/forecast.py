@@ -1,0 +1,88 @@
+"""Forecasting quality on the shared series: `lstmkit train forecast` against naive baselines (never a test).
+
+    python benchmarks/forecast.py [--only airline|etth1] [--seeds 0,1,2] [--threads 1]
+                                  [--out benchmarks/results/forecast]
+
+Each run is the real CLI in a subprocess; its test_metrics.json gives MAE, RMSE, MASE and sMAPE of
+the LSTM and of the naive and seasonal-naive forecasts on the same test origins (MASE scaled by
+the in-sample seasonal-naive error of the training part). Writes OUT.json and OUT.md.
+Target (issue 5): MASE below seasonal naive on the test part of airline passengers (horizon 12)
+and ETTh1 (target OT, horizon 24).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from lm_shakespeare import run_measured, write_markdown  # noqa: E402
+
+from lstmkit.paths import data_root  # noqa: E402
+
+RUNS = {
+    # Monthly, strong trend and multiplicative yearly season: model log values, correct the last season.
+    "airline": {"csv": "timeseries/airline-passengers.csv",
+                "flags": ["--target", "Passengers", "--window", "24", "--horizon", "12", "--season", "12",
+                          "--log", "--baseline", "seasonal", "--hidden-size", "64", "--epochs", "100",
+                          "--batch-size", "16", "--lr", "3e-3"]},
+    # Hourly, daily season; Informer's 12/4/4-month split is 60/20/20 % of the 20 months.
+    "etth1": {"csv": "timeseries/ETTh1.csv",
+              "flags": ["--target", "OT", "--window", "96", "--horizon", "24", "--season", "24",
+                        "--valid-fraction", "0.2", "--test-fraction", "0.2", "--baseline", "last",
+                        "--hidden-size", "64", "--epochs", "8", "--batch-size", "64", "--lr", "1e-3"]},
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=sorted(RUNS), action="append")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/forecast"))
+    args, extra = parser.parse_known_args()
+    extra = [a for a in extra if a != "--"]
+    root = data_root()
+    if root is None:
+        print("shared data not found: set LSTMKIT_DATA", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    report, rows = {}, []
+    for name in args.only or sorted(RUNS):
+        spec = RUNS[name]
+        runs = []
+        for seed in seeds:
+            run_dir = args.out / f"{name}-seed{seed}"
+            argv = ["train", "forecast", "--csv", str(root / spec["csv"]), *spec["flags"], *extra,
+                    "--seed", str(seed), "--out", str(run_dir), "--overwrite", "--no-progress", "--device", "cpu"]
+            result = run_measured(argv, args.out / f"{name}-seed{seed}.log", args.threads)
+            if result["status"] == 0:
+                result["metrics"] = json.loads((run_dir / "test_metrics.json").read_text())
+            runs.append(result)
+            print(name, seed, result["status"], result["wall_minutes"], "min", flush=True)
+        report[name] = runs
+        done = [r["metrics"] for r in runs if "metrics" in r]
+        for model in ("lstm", "naive", "seasonal_naive"):
+            values = {k: [m["test"][model][k] for m in done] for k in ("mae", "rmse", "mase", "smape")}
+            spread = f" ± {statistics.stdev(values['mase']):.3f}" if len(done) > 1 and model == "lstm" else ""
+            rows.append([name, model, *(f"{statistics.mean(values[k]):.4g}" for k in ("mae", "rmse")),
+                         f"{statistics.mean(values['mase']):.3f}{spread}", f"{statistics.mean(values['smape']):.2f}"])
+        rows.append([name, "(runs)", f"{len(done)} seeds", f"{sum(r['wall_minutes'] for r in runs):.1f} min wall",
+                     f"{done[0]['test_origins'] if done else '-'} test origins", ""])
+    (args.out.parent / f"{args.out.name}.json").write_text(json.dumps(report, indent=1))
+    loads = [r["load_before"] for runs in report.values() for r in runs]
+    notes = [f"Mean over seeds {seeds} (MASE ± standard deviation over seeds for the LSTM); baselines are "
+             "deterministic. MASE scale: in-sample seasonal-naive MAE on the training part.",
+             f"Load average before the runs: {loads[0] if loads else '-'}; {args.threads} thread(s).",
+             *[f"`lstmkit train forecast --csv {RUNS[n]['csv']} {' '.join(RUNS[n]['flags'])}`" for n in report]]
+    write_markdown(args.out.parent / f"{args.out.name}.md", "Forecasting: LSTM against naive baselines (test part)",
+                   ["series", "model", "MAE", "RMSE", "MASE", "sMAPE %"], rows, notes)
+    print((args.out.parent / f"{args.out.name}.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
