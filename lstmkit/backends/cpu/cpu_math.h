@@ -13,7 +13,7 @@ namespace lstmkit {
 using at::Tensor;
 using OptT = std::optional<Tensor>;
 
-inline float exp_poly(float x) {
+__attribute__((always_inline)) inline float exp_poly(float x) {
   // exp(x) = 2^n · exp(r), r = x - n·ln2 in [-ln2/2, ln2/2]; clamped so 2^n stays a normal float.
   x = x < -87.3f ? -87.3f : (x > 88.3f ? 88.3f : x);  // ternaries vectorise, fmin/fmax need -ffast-math
   float n = std::floor(x * 1.44269504088896341f + 0.5f);
@@ -31,10 +31,10 @@ inline float exp_poly(float x) {
   return p * scale;
 }
 
-inline float sigmoid(float x) { return 1.0f / (1.0f + exp_poly(-x)); }
+__attribute__((always_inline)) inline float sigmoid(float x) { return 1.0f / (1.0f + exp_poly(-x)); }
 inline double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
 
-inline float tanh_(float x) {
+__attribute__((always_inline)) inline float tanh_(float x) {
   // tanh(x) = sign(x)·(1 - e)/(1 + e), e = exp(-2|x|): no overflow, absolute error ~1e-7.
   float e = exp_poly(-2.0f * std::fabs(x));
   float t = (1.0f - e) / (1.0f + e);

@@ -11,6 +11,55 @@
 #include <vector>
 
 namespace lstmkit {
+// Backward of the cell for one batch row, one pass over H units: from ∂L/∂(o ⊙ tanh c) (dhr) and
+// ∂L/∂c_t (dc, overwritten with ∂L/∂c_{t-1}) to the preactivation gradients. Templated like the
+// forward's cell_row so the loop is branch-free and vectorises. With LNC the caller has already put
+// ∂L/∂c' through h in dcn_h and the output gate's gradient in dao.
+template <typename T, bool COUPLED, bool LNC, bool ZC>
+void cell_row_backward(int64_t H, const T* __restrict__ ai, const T* __restrict__ af, const T* __restrict__ ag,
+                       const T* __restrict__ ao, T* __restrict__ dai, T* __restrict__ daf, T* __restrict__ dag,
+                       T* __restrict__ dao, const T* __restrict__ cn, const T* __restrict__ c_prev,
+                       const T* __restrict__ dhr, T* __restrict__ dc, const T* __restrict__ dcn_h,
+                       const T* __restrict__ w_ci, const T* __restrict__ w_cf, const T* __restrict__ w_co,
+                       const T* __restrict__ zc) {
+  for (int64_t j = 0; j < H; ++j) {
+    const T f = af[j], g = ag[j], o = ao[j], i = COUPLED ? T(1) - f : ai[j];
+    T d_o, dcn;                                              // ∂L/∂a_o, ∂L/∂c'
+    if (LNC) {
+      d_o = dao[j];
+      dcn = dcn_h[j];
+    } else {
+      const T tc = tanh_(cn[j]);
+      d_o = dhr[j] * tc * o * (T(1) - o);                    // through σ of the output gate
+      dcn = dhr[j] * o * (T(1) - tc * tc);
+    }
+    // c_t = zc ⊙ c_{t-1} + (1 - zc) ⊙ c'; the output peephole reads c'.
+    dcn += (ZC ? (T(1) - zc[j]) * dc[j] : dc[j]) + d_o * w_co[j];
+    const T di = dcn * g;
+    const T df = dcn * c_prev[j] - (COUPLED ? di : T(0));   // coupled: i = 1 - f
+    const T d_f = df * f * (T(1) - f);
+    const T d_g = dcn * i * (T(1) - g * g);
+    const T d_i = COUPLED ? T(0) : di * i * (T(1) - i);
+    // ∂L/∂c_{t-1}: through f, zoneout's direct path, and the i/f peepholes
+    dc[j] = (ZC ? zc[j] * dc[j] : T(0)) + dcn * f + d_f * w_cf[j] + (COUPLED ? T(0) : d_i * w_ci[j]);
+    if (!COUPLED) dai[j] = d_i;
+    daf[j] = d_f; dag[j] = d_g; dao[j] = d_o;
+  }
+}
+
+template <typename T>
+using CellRowBackward = void (*)(int64_t, const T*, const T*, const T*, const T*, T*, T*, T*, T*, const T*,
+                                 const T*, const T*, T*, const T*, const T*, const T*, const T*, const T*);
+
+template <typename T>
+CellRowBackward<T> pick_cell_row_backward(bool coupled, bool lnc, bool zc) {
+  const CellRowBackward<T> table[8] = {
+      cell_row_backward<T, 0, 0, 0>, cell_row_backward<T, 0, 0, 1>, cell_row_backward<T, 0, 1, 0>,
+      cell_row_backward<T, 0, 1, 1>, cell_row_backward<T, 1, 0, 0>, cell_row_backward<T, 1, 0, 1>,
+      cell_row_backward<T, 1, 1, 0>, cell_row_backward<T, 1, 1, 1>};
+  return table[coupled * 4 + lnc * 2 + zc];
+}
+
 using Bwd = std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor>;
 
 // Returns (d_xg, d_h0, d_c0, d_w_hh, d_w_hr, d_w_ci, d_w_cf, d_w_co, d_ln_hh, d_ln_c_w, d_ln_c_b);
@@ -45,7 +94,11 @@ Bwd lstm_backward(const OptT& grad_y_, const OptT& grad_h_n, const OptT& grad_c_
 
   AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_backward", [&] {
     using T = scalar_t;
-    const T *w_ci = ptr<T>(v.w_ci), *w_cf = ptr<T>(v.w_cf), *w_co = ptr<T>(v.w_co);
+    const Tensor zeros = at::zeros({H}, opts);                     // stands in for absent peepholes
+    const T* zero = zeros.data_ptr<T>();
+    const T *w_ci = v.w_ci.defined() ? ptr<T>(v.w_ci) : zero, *w_cf = v.w_cf.defined() ? ptr<T>(v.w_cf) : zero;
+    const T* w_co = v.w_co.defined() ? ptr<T>(v.w_co) : zero;
+    const CellRowBackward<T> cell = pick_cell_row_backward<T>(G == 3, lnc, zoc);
     const T *ln_hh = ptr<T>(v.ln_hh), *ln_c_w = ptr<T>(v.ln_c_w), *ln_c_b = ptr<T>(v.ln_c_b);
     const T *h_mask = ptr<T>(v.h_mask), *zh = ptr<T>(v.zh), *zc = ptr<T>(v.zc);
     const T* gy = ptr<T>(grad_y);
@@ -59,10 +112,14 @@ Bwd lstm_backward(const OptT& grad_y_, const OptT& grad_h_n, const OptT& grad_c_
       const T* zh_t = zh ? zh + t * B * P : nullptr;
       const T* gy_t = gy ? gy + t * B * P : nullptr;
       // h_t = zh ⊙ h_{t-1} + (1 - zh) ⊙ h'; y_t = h_t. dh keeps the direct zh part, the GEMM adds the rest.
-      for (int64_t j = 0; j < bt * P; ++j) {
-        const T d = dhp[j] + (gy_t ? gy_t[j] : T(0));
-        dhn_t[j] = zh_t ? (T(1) - zh_t[j]) * d : d;
-        dhp[j] = zh_t ? zh_t[j] * d : T(0);
+      for (int64_t j = 0; j < bt * P; ++j) dhn_t[j] = gy_t ? dhp[j] + gy_t[j] : dhp[j];
+      if (zh_t) {
+        for (int64_t j = 0; j < bt * P; ++j) {
+          dhp[j] = zh_t[j] * dhn_t[j];
+          dhn_t[j] -= dhp[j];                                    // (1 - zh) ⊙ d
+        }
+      } else {
+        std::memset(dhp, 0, sizeof(T) * bt * P);
       }
       if (proj) gemm_rows<T>(bt, H, P, dhn_t, P, v.w_hr.data_ptr<T>(), false, T(0), dhraw.data_ptr<T>(), H);
       const T* dhr_t = proj ? dhraw.data_ptr<T>() : dhn_t;     // (B, H) ∂L/∂(o ⊙ tanh c)
@@ -96,33 +153,8 @@ Bwd lstm_backward(const OptT& grad_y_, const OptT& grad_h_n, const OptT& grad_c_
             }
             ln_backward_row(dcn_h.data(), cn, H, mean, rstd);
           }
-          for (int64_t j = 0; j < H; ++j) {
-            const T f = af[j], g = ag[j], o = ao[j], i = ai ? ai[j] : T(1) - f;
-            T d_o, dcn;
-            if (lnc) {
-              d_o = dao[j];
-              dcn = dcn_h[j];
-            } else {
-              const T tc = tanh_(cn[j]);
-              d_o = dhr[j] * tc * o * (T(1) - o);               // through σ of the output gate
-              dcn = dhr[j] * o * (T(1) - tc * tc);
-            }
-            // c_t = zc ⊙ c_{t-1} + (1 - zc) ⊙ c'; the output peephole reads c'.
-            dcn += (zc_row ? (T(1) - zc_row[j]) * dc_row[j] : dc_row[j]) + (w_co ? d_o * w_co[j] : T(0));
-            T dc_prev = (zc_row ? zc_row[j] * dc_row[j] : T(0)) + dcn * f;
-            const T di = dcn * g;
-            const T df = dcn * c_prev[j] - (ai ? T(0) : di);       // coupled: i = 1 - f
-            const T d_f = df * f * (T(1) - f);
-            const T d_g = dcn * i * (T(1) - g * g);
-            const T d_i = di * i * (T(1) - i);
-            dc_prev += w_cf ? d_f * w_cf[j] : T(0);             // peepholes read c_{t-1}
-            if (ai) {
-              dc_prev += w_ci ? d_i * w_ci[j] : T(0);
-              dai[j] = d_i;
-            }
-            daf[j] = d_f; dag[j] = d_g; dao[j] = d_o;
-            dc_row[j] = dc_prev;
-          }
+          cell(H, ai, af, ag, ao, dai, daf, dag, dao, cn, c_prev, dhr, dc_row, lnc ? dcn_h.data() : nullptr,
+               w_ci, w_cf, w_co, zc_row);
           if (lnh) {                                           // gates = xg + LN(hh)·γ_hh
             T* dr = dAhh_t + b * GH;
             for (int64_t j = 0; j < GH; ++j) dr[j] = da[j] * ln_hh[j];

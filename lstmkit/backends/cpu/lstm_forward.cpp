@@ -10,6 +10,43 @@
 #include <tuple>
 
 namespace lstmkit {
+// The cell for one batch row, in one pass over its H units (lstm_cell of cells.py). A template per
+// variant combination, with __restrict__ and peephole weights that are zeros when absent, so that the
+// loop has no branches or possible aliasing and gcc vectorises it (exp/tanh included, cpu_math.h).
+// gates: ai, af, ag, ao (H each) hold preactivations on entry, activations on exit (ai unused if coupled).
+template <typename T, bool COUPLED, bool LNC, bool ZC>
+void cell_row(int64_t H, T* __restrict__ ai, T* __restrict__ af, T* __restrict__ ag, T* __restrict__ ao,
+              T* __restrict__ c_row, T* __restrict__ cn, T* __restrict__ cs_row, T* __restrict__ hr,
+              const T* __restrict__ w_ci, const T* __restrict__ w_cf, const T* __restrict__ w_co,
+              const T* __restrict__ zc) {
+  for (int64_t j = 0; j < H; ++j) {
+    const T c_prev = c_row[j];                               // c_{t-1}
+    const T f = sigmoid(af[j] + w_cf[j] * c_prev);           // forget gate (peephole weight 0 if none)
+    const T i = COUPLED ? T(1) - f : sigmoid(ai[j] + w_ci[j] * c_prev);  // input gate
+    const T g = tanh_(ag[j]);                                // candidate
+    const T c_new = f * c_prev + i * g;                      // c'
+    const T o = sigmoid(ao[j] + w_co[j] * c_new);            // output gate looks at c'
+    if (!COUPLED) ai[j] = i;
+    af[j] = f; ag[j] = g; ao[j] = o;
+    if (!LNC) hr[j] = o * tanh_(c_new);                      // o ⊙ tanh(c'), before projection/zoneout
+    const T c_next = ZC ? zc[j] * c_prev + (T(1) - zc[j]) * c_new : c_new;  // zoneout on c
+    if (ZC) cn[j] = c_new;                                   // without zoneout cn is cs_row
+    c_row[j] = c_next;
+    cs_row[j] = c_next;
+  }
+}
+
+template <typename T>
+using CellRow = void (*)(int64_t, T*, T*, T*, T*, T*, T*, T*, T*, const T*, const T*, const T*, const T*);
+
+template <typename T>
+CellRow<T> pick_cell_row(bool coupled, bool lnc, bool zc) {
+  const CellRow<T> table[8] = {cell_row<T, 0, 0, 0>, cell_row<T, 0, 0, 1>, cell_row<T, 0, 1, 0>,
+                               cell_row<T, 0, 1, 1>, cell_row<T, 1, 0, 0>, cell_row<T, 1, 0, 1>,
+                               cell_row<T, 1, 1, 0>, cell_row<T, 1, 1, 1>};
+  return table[coupled * 4 + lnc * 2 + zc];
+}
+
 using Fwd = std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor>;
 
 // Returns the contract's (y, h_n, c_n, gates, c) and, for backward: cheld (T,B,H) the cell state after
@@ -63,7 +100,11 @@ Fwd lstm_forward(const Tensor& xg_, const Tensor& h0, const Tensor& c0, const Te
   AT_DISPATCH_FLOATING_TYPES(xg.scalar_type(), "lstm_forward", [&] {
     using T = scalar_t;
     const T eps = T(eps_);
-    const T *w_ci = ptr<T>(v.w_ci), *w_cf = ptr<T>(v.w_cf), *w_co = ptr<T>(v.w_co);
+    const Tensor zeros = at::zeros({H}, opts);                       // stands in for absent peepholes
+    const T* zero = zeros.data_ptr<T>();
+    const T *w_ci = v.w_ci.defined() ? ptr<T>(v.w_ci) : zero, *w_cf = v.w_cf.defined() ? ptr<T>(v.w_cf) : zero;
+    const T* w_co = v.w_co.defined() ? ptr<T>(v.w_co) : zero;
+    const CellRow<T> cell = pick_cell_row<T>(G == 3, lnc, zoc);
     const T *ln_hh = ptr<T>(v.ln_hh), *ln_c_w = ptr<T>(v.ln_c_w), *ln_c_b = ptr<T>(v.ln_c_b);
     const T *h_mask = ptr<T>(v.h_mask), *zh = ptr<T>(v.zh), *zc = ptr<T>(v.zc);
     T *hp = h.data_ptr<T>(), *cp = c.data_ptr<T>();
@@ -71,7 +112,8 @@ Fwd lstm_forward(const Tensor& xg_, const Tensor& h0, const Tensor& c0, const Te
       const int64_t t = reverse ? T_ - 1 - s : s;
       const int64_t bt = packed ? (*batch_sizes)[t] : B;
       T* hin_t = hin.data_ptr<T>() + t * B * P;                        // (B, P) variational dropout on h
-      for (int64_t j = 0; j < B * P; ++j) hin_t[j] = h_mask ? hp[j] * h_mask[j] : hp[j];
+      if (h_mask) for (int64_t j = 0; j < B * P; ++j) hin_t[j] = hp[j] * h_mask[j];
+      else std::memcpy(hin_t, hp, sizeof(T) * B * P);
       T* a_t = gates.data_ptr<T>() + t * B * GH;                        // (B, GH) preactivations -> gates
       T* hh_t = lnh ? hhraw.data_ptr<T>() + t * B * GH : a_t;          // where h @ W_hh^T lands
       gemm_rows<T>(bt, GH, P, hin_t, P, w_hh.data_ptr<T>(), true, T(0), hh_t, GH);
@@ -97,38 +139,25 @@ Fwd lstm_forward(const Tensor& xg_, const Tensor& h0, const Tensor& c0, const Te
           } else {
             for (int64_t j = 0; j < GH; ++j) a[j] += x[j];
           }
-          T* ai = G == 4 ? a : nullptr;
-          T *af = a + (G - 3) * H, *ag = af + H, *ao = ag + H;
           T *c_row = cp + b * H, *cn = cn_t + b * H, *cs_row = cs_t + b * H, *hr = hr_t + b * H;
-          const T* zc_row = zc_t ? zc_t + b * H : nullptr;
-          for (int64_t j = 0; j < H; ++j) {
-            const T c_prev = c_row[j];
-            const T f = sigmoid(af[j] + (w_cf ? w_cf[j] * c_prev : T(0)));   // forget gate
-            const T i = ai ? sigmoid(ai[j] + (w_ci ? w_ci[j] * c_prev : T(0))) : T(1) - f;  // input gate
-            const T g = tanh_(ag[j]);                                         // candidate
-            const T c_new = f * c_prev + i * g;
-            const T o = sigmoid(ao[j] + (w_co ? w_co[j] * c_new : T(0)));     // output gate
-            if (ai) ai[j] = i;
-            af[j] = f; ag[j] = g; ao[j] = o;
-            cn[j] = c_new;
-            if (!lnc) hr[j] = o * tanh_(c_new);
-            const T c_next = zc_row ? zc_row[j] * c_prev + (T(1) - zc_row[j]) * c_new : c_new;
-            c_row[j] = c_next;
-            cs_row[j] = c_next;
-          }
+          T* af = a + (G - 3) * H;
+          cell(H, a, af, af + H, af + 2 * H, c_row, cn, cs_row, hr, w_ci, w_cf, w_co, zc_t ? zc_t + b * H : nullptr);
           if (packed) std::memcpy(cout_t + b * H, cs_row, sizeof(T) * H);
           if (lnc) {                                                    // h' = o ⊙ tanh(LN(c')·γ + β)
             T mean, rstd;
             row_stats(cn, H, eps, mean, rstd);
             st_t[b * 4 + 2] = mean; st_t[b * 4 + 3] = rstd;
-            for (int64_t j = 0; j < H; ++j) hr[j] = ao[j] * tanh_((cn[j] - mean) * rstd * ln_c_w[j] + ln_c_b[j]);
+            for (int64_t j = 0; j < H; ++j) hr[j] = af[2 * H + j] * tanh_((cn[j] - mean) * rstd * ln_c_w[j] + ln_c_b[j]);
           }
           if (!proj) {                                                  // zoneout on h; y = h_t
             T *h_row = hp + b * P, *y_row = y_t + b * P;
-            for (int64_t j = 0; j < P; ++j) {
-              const T h_next = zh_t ? zh_t[b * P + j] * h_row[j] + (T(1) - zh_t[b * P + j]) * y_row[j] : y_row[j];
-              y_row[j] = h_next;
-              h_row[j] = h_next;
+            if (zh_t) {
+              for (int64_t j = 0; j < P; ++j) {
+                y_row[j] = zh_t[b * P + j] * h_row[j] + (T(1) - zh_t[b * P + j]) * y_row[j];
+                h_row[j] = y_row[j];
+              }
+            } else {
+              std::memcpy(h_row, y_row, sizeof(T) * P);
             }
           }
         }
