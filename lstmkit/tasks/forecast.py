@@ -222,15 +222,17 @@ def _plot(path: Path, target, origins, actual, forecast, args):
     except ImportError:
         print("no plot: matplotlib is not installed (pip install 'lstmkit[tasks]')")
         return None
-    chosen = sorted(set(range(0, len(origins), args.horizon)) | {len(origins) - 1})  # mostly non-overlapping
-    history = max(0, origins[0] - 3 * args.horizon)
+    first = max(0, len(origins) - 8 * args.horizon)  # a long test part: its last 8 horizons stay readable
+    chosen = sorted(set(range(first, len(origins), args.horizon)) | {len(origins) - 1})  # mostly non-overlapping
+    history = max(0, origins[first] - 3 * args.horizon)
     figure, axes = plt.subplots(figsize=(10, 4))
     axes.plot(np.arange(history, origins[-1] + args.horizon), target[history: origins[-1] + args.horizon],
               color="black", linewidth=1, label="actual")
     for k, i in enumerate(chosen):
         steps = origins[i] + np.arange(args.horizon)
         axes.plot(steps, forecast[i], color="tab:red", linewidth=1.2, label="LSTM forecast" if k == 0 else None)
-    axes.axvline(origins[0], color="grey", linestyle=":", label="test part starts")
+    if first == 0:
+        axes.axvline(origins[0], color="grey", linestyle=":", label="test part starts")
     axes.set_xlabel("time step")
     axes.set_ylabel(args.target)
     axes.set_title(f"{Path(args.csv).name}: {args.target}, {args.horizon} steps ahead")
