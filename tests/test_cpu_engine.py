@@ -157,7 +157,72 @@ def test_bad_input_raises_instead_of_reading_out_of_bounds(engine):
         engine.lstm_recurrence(**args)
     with pytest.raises(BackendUnavailable, match="bfloat16"):
         engine.lstm_recurrence(**contract_args(dtype=torch.bfloat16))
-    assert "GRU" in cpu.why_not(lstmkit.GRU(3, 4))
+    assert cpu.why_not(lstmkit.GRU(3, 4)) is None
+    assert "float16" in cpu.why_not(lstmkit.GRU(3, 4, dtype=torch.float16))
+
+
+# ------------------------------------------------------------------------------------------------
+# GRU and RNN.
+
+def simple_args(kind, T=5, B=3, H=4, dtype=torch.float64, packed=False, reverse=False, bias=True, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    r = lambda *shape: torch.randn(*shape, generator=g, dtype=dtype)  # noqa: E731
+    G = 3 if kind == "gru" else 1
+    sizes = sorted(torch.randint(1, B + 1, (T,), generator=g).tolist(), reverse=True) if packed else None
+    if sizes:
+        sizes[0] = B
+    args = dict(xg=r(T, B, G * H), h0=r(B, H), w_hh=0.5 * r(G * H, H))
+    if kind == "gru":
+        args["b_hh"] = r(G * H) if bias else None
+    return {**args, "batch_sizes": sizes, "reverse": reverse}
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("case", ["gru", "gru_nobias", "gru_packed_reverse", "tanh", "relu", "relu_packed_reverse"])
+def test_gru_rnn_match_reference_engine(engine, case, dtype):
+    kind = "gru" if case.startswith("gru") else "rnn"
+    args = simple_args(kind, dtype=dtype, packed="packed" in case, reverse="reverse" in case,
+                       bias="nobias" not in case)
+    if kind == "rnn":
+        args["nonlinearity"] = "relu" if case.startswith("relu") else "tanh"
+    fn = "gru_recurrence" if kind == "gru" else "rnn_recurrence"
+    results = []
+    for module in (reference, engine):
+        a = {k: v.clone().requires_grad_(True) if isinstance(v, torch.Tensor) else v for k, v in args.items()}
+        outs = getattr(module, fn)(**a)
+        gen = torch.Generator().manual_seed(1)
+        sum((o * torch.randn(o.shape, generator=gen, dtype=dtype)).sum() for o in outs[:2]).backward()
+        results.append((outs, {k: v.grad for k, v in a.items() if isinstance(v, torch.Tensor)}))
+    (want, want_g), (got, got_g) = results
+    for k, (a, b) in enumerate(zip(got, want)):
+        assert_close(a, b, TOLERANCE[dtype], f"{case}: output {k}")
+    for k in want_g:
+        assert_close(got_g[k], want_g[k], TOLERANCE[dtype], f"{case}: gradient of {k}")
+
+
+@pytest.mark.parametrize("kind", ["gru", "relu"])
+def test_gru_rnn_gradcheck(engine, kind):
+    args = simple_args("gru" if kind == "gru" else "rnn", T=3, B=2, H=3, packed=True, reverse=True)
+    names = [k for k in ("xg", "h0", "w_hh", "b_hh") if args.get(k) is not None]
+
+    def f(*tensors):
+        a = {**args, **dict(zip(names, tensors))}
+        return cpu.gru_recurrence(**a)[:2] if kind == "gru" else cpu.rnn_recurrence(**a, nonlinearity="relu")
+
+    assert torch.autograd.gradcheck(f, [args[k].clone().requires_grad_(True) for k in names], atol=1e-7)
+
+
+@pytest.mark.parametrize("kind", ["GRU", "RNN"])
+def test_gru_rnn_layers_match_torch(engine, kind):
+    torch.manual_seed(0)
+    options = dict(num_layers=2, bidirectional=True, dtype=torch.float64)
+    ours = getattr(lstmkit, kind)(4, 5, backend="cpu", **options)
+    theirs = getattr(nn, kind)(4, 5, **options)
+    theirs.load_state_dict(ours.state_dict())
+    seqs = [torch.randn(n, 4, dtype=torch.float64) for n in (5, 3, 2)]
+    assert_same_results(ours, theirs, pack_sequence(seqs))
+    assert_same_results(ours, theirs, torch.randn(6, 3, 4, dtype=torch.float64))
+    assert ours.last_backend == "cpu"
 
 
 # ------------------------------------------------------------------------------------------------

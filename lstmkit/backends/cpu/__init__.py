@@ -7,8 +7,9 @@
 The contract's ``gates`` and ``c`` results are records for tracing: gradients do not flow through them.
 
 Served: LSTM in float32 and float64 on CPU tensors, every variant of the contract (peepholes, layer
-norm, coupled gates, projection, recurrent-dropout mask, zoneout, packed batch sizes, reverse).
-Not served (raises BackendUnavailable): GRU, RNN, bfloat16/float16, non-CPU tensors.
+norm, coupled gates, projection, recurrent-dropout mask, zoneout, packed batch sizes, reverse);
+GRU (``gru_recurrence``) and tanh/relu RNN (``rnn_recurrence``), packed and reversed too.
+Not served (raises BackendUnavailable): bfloat16/float16, non-CPU tensors.
 """
 from __future__ import annotations
 
@@ -21,8 +22,8 @@ from lstmkit.backends.cpu import build
 from lstmkit.errors import BackendUnavailable
 
 NAME = "cpu"
-SUPPORTED = ("LSTM (all variants of the recurrence contract) in float32/float64 on CPU tensors; "
-             "not GRU, RNN, bfloat16/float16 or GPU tensors")
+SUPPORTED = ("LSTM (all variants of the recurrence contract), GRU and tanh/relu RNN in float32/float64 "
+             "on CPU tensors; not bfloat16/float16 or GPU tensors")
 DTYPES = (torch.float32, torch.float64)
 
 _registered = False
@@ -39,7 +40,7 @@ def is_available() -> tuple[bool, str]:
 def supports(xg: Tensor | None = None, *, kind: str = "lstm", dtype: torch.dtype | None = None,
              device: torch.device | str | None = None) -> tuple[bool, str]:
     """Whether this engine serves a configuration: (True, "") or (False, what it supports instead)."""
-    if kind != "lstm":
+    if kind not in ("lstm", "gru", "rnn"):
         return False, f"cpu engine: no {kind.upper()} kernel; it serves {SUPPORTED}"
     dtype = dtype or (xg.dtype if xg is not None else torch.float32)
     device = torch.device(device or (xg.device if xg is not None else "cpu"))
@@ -89,6 +90,31 @@ def lstm_recurrence(xg: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, w_hr: Tens
     return out[0], out[1], out[2], out[3], out[4]
 
 
+def _sizes(batch_sizes):
+    if isinstance(batch_sizes, Tensor):
+        return batch_sizes.tolist()
+    return None if batch_sizes is None else [int(b) for b in batch_sizes]
+
+
+def gru_recurrence(xg: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor | None = None,
+                   batch_sizes: Sequence[int] | Tensor | None = None, reverse: bool = False):
+    """One layer-direction of a GRU: xg (T, B, 3H) = x @ w_ih.T + b_ih -> (y, h_n, gates r, z, n)."""
+    _require(xg, "gru")
+    y, h_n, gates, _, _ = torch.ops.lstmkit.gru_forward(xg, h0, w_hh, b_hh, _sizes(batch_sizes), bool(reverse))
+    return y, h_n, gates
+
+
+def rnn_recurrence(xg: Tensor, h0: Tensor, w_hh: Tensor, nonlinearity: str = "tanh",
+                   batch_sizes: Sequence[int] | Tensor | None = None, reverse: bool = False):
+    """One layer-direction of an Elman RNN: xg (T, B, H) incl. both biases -> (y, h_n)."""
+    if nonlinearity not in ("tanh", "relu"):
+        raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+    _require(xg, "rnn")
+    y, h_n, _ = torch.ops.lstmkit.rnn_forward(xg, h0, w_hh, nonlinearity == "relu", _sizes(batch_sizes),
+                                              bool(reverse))
+    return y, h_n
+
+
 # ------------------------------------------------------------------------------------------------
 # Python side of the operator: autograd and fake (shape-only) kernels, registered once after loading.
 
@@ -132,6 +158,32 @@ def _fake_backward(grad_y, grad_h_n, grad_c_n, c0, w_hh, w_hr, w_ci, w_cf, w_co,
             like(w_ci), like(w_cf), like(w_co), like(ln_hh), like(ln_c_w), like(ln_c_b))
 
 
+def _gru_setup(ctx, inputs, output):
+    xg, h0, w_hh, b_hh, batch_sizes, reverse = inputs
+    _, _, gates, hin, hhn = output
+    ctx.save_for_backward(w_hh, gates, hin, hhn)
+    ctx.args, ctx.has_b = (batch_sizes, reverse), b_hh is not None
+
+
+def _gru_backward(ctx, grad_y, grad_h_n, *_records):
+    w_hh, gates, hin, hhn = ctx.saved_tensors
+    dx, dh, dw, db = torch.ops.lstmkit.gru_backward(grad_y, grad_h_n, w_hh, ctx.has_b, gates, hin, hhn, *ctx.args)
+    return dx, dh, dw, (db if ctx.has_b else None), None, None
+
+
+def _rnn_setup(ctx, inputs, output):
+    xg, h0, w_hh, relu, batch_sizes, reverse = inputs
+    y, _, hin = output
+    ctx.save_for_backward(w_hh, y, hin)
+    ctx.args = (relu, batch_sizes, reverse)
+
+
+def _rnn_backward(ctx, grad_y, grad_h_n, _hin):
+    w_hh, y, hin = ctx.saved_tensors
+    dx, dh, dw = torch.ops.lstmkit.rnn_backward(grad_y, grad_h_n, w_hh, y, hin, *ctx.args)
+    return dx, dh, dw, None, None, None
+
+
 def _register_python_side() -> None:
     global _registered
     if _registered:
@@ -139,9 +191,18 @@ def _register_python_side() -> None:
     torch.library.register_autograd("lstmkit::lstm_forward", _backward, setup_context=_setup_context)
     torch.library.register_fake("lstmkit::lstm_forward")(_fake_forward)
     torch.library.register_fake("lstmkit::lstm_backward")(_fake_backward)
+    torch.library.register_autograd("lstmkit::gru_forward", _gru_backward, setup_context=_gru_setup)
+    torch.library.register_autograd("lstmkit::rnn_forward", _rnn_backward, setup_context=_rnn_setup)
+    torch.library.register_fake("lstmkit::gru_forward")(
+        lambda xg, h0, w_hh, b_hh, sizes, reverse: tuple(
+            xg.new_empty(s) for s in ((*xg.shape[:2], h0.shape[1]), h0.shape, xg.shape,
+                                      (*xg.shape[:2], h0.shape[1]), (*xg.shape[:2], h0.shape[1]))))
+    torch.library.register_fake("lstmkit::rnn_forward")(
+        lambda xg, h0, w_hh, relu, sizes, reverse: (xg.new_empty(xg.shape), h0.new_empty(h0.shape), xg.new_empty(xg.shape)))
     torch.library.register_fake("lstmkit::lstm_step")(
         lambda x, h, c, w_cat, bias, w_hr: (h.new_empty(h.shape[1:]), h.new_empty(h.shape), c.new_empty(c.shape)))
     _registered = True
 
 
-__all__ = ["NAME", "SUPPORTED", "is_available", "supports", "why_not", "lstm_recurrence", "BackendUnavailable"]
+__all__ = ["NAME", "SUPPORTED", "is_available", "supports", "why_not", "lstm_recurrence", "gru_recurrence",
+           "rnn_recurrence", "BackendUnavailable"]
