@@ -81,7 +81,7 @@ def bench_variants(B, H, T, repeats):
     x = torch.randn(T, B, H)
     plain = lstmkit.LSTM(H, H, backend="cpu")
     t_plain = median_time(train_step(plain, x), repeats)
-    for name in ("layer_norm", "peephole"):
+    for name in ("layer_norm", "peephole", "coupled_gates"):
         ours = lstmkit.LSTM(H, H, backend="cpu", **{name: True})
         ref = lstmkit.LSTM(H, H, backend="reference", **{name: True})
         ref.load_state_dict(ours.state_dict())
@@ -89,6 +89,20 @@ def bench_variants(B, H, T, repeats):
         rows.append(dict(section="variant", variant=name, B=B, H=H, I=H, T=T, cpu_ms=t_cpu * 1e3,
                          reference_ms=t_ref * 1e3, speedup_vs_reference=t_ref / t_cpu,
                          plain_cpu_ms=t_plain * 1e3, time_vs_plain=t_cpu / t_plain))
+    return rows
+
+
+def bench_gru(sizes, T, repeats):
+    rows = []
+    for B, H in sizes:
+        for kind in ("GRU", "RNN"):
+            torch.manual_seed(0)
+            ours = getattr(lstmkit, kind)(H, H, backend="cpu")
+            native = getattr(nn, kind)(H, H)
+            native.load_state_dict(ours.state_dict())
+            t_cpu, t_native = paired(ours, native, torch.randn(T, B, H), repeats)
+            rows.append(dict(section="gru", kind=kind, B=B, H=H, T=T, cpu_ms=t_cpu * 1e3,
+                             native_ms=t_native * 1e3, speedup_vs_native=t_native / t_cpu))
     return rows
 
 
@@ -153,6 +167,9 @@ def markdown(rows) -> str:
         out += [f"| {r['variant']} B={r['B']} H={r['H']} T={r['T']}: cpu {r['cpu_ms']:.1f} ms, reference "
                 f"{r['reference_ms']:.1f} ms ({r['speedup_vs_reference']:.1f}× faster), "
                 f"{r['time_vs_plain']:.2f}× plain cpu ({r['plain_cpu_ms']:.1f} ms) |"]
+    for r in (r for r in rows if r["section"] == "gru"):
+        out += [f"| {r['kind']} fwd+bwd B={r['B']} H={r['H']} T={r['T']}: cpu {r['cpu_ms']:.1f} ms, torch.nn "
+                f"{r['native_ms']:.1f} ms ({r['speedup_vs_native']:.2f}×) |"]
     for r in (r for r in rows if r["section"] == "step"):
         out += ["", "| one step, B=1, I=H=%d | µs/step |" % r["H"], "|---|---|"]
         out += [f"| {name} | {us:.1f} |" for name, us in r["us_per_step"].items()]
@@ -168,7 +185,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer sizes and repeats")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    parser.add_argument("--sections", default="train,variant,step,linear")
+    parser.add_argument("--sections", default="train,variant,gru,step,linear")
     parser.add_argument("--out", default="benchmarks/results/cpu.json")
     args = parser.parse_args()
     if args.threads:
@@ -185,7 +202,10 @@ def main() -> None:
     if "train" in sections:
         rows += bench_train(sizes, 100, repeats)
     if "variant" in sections:
-        rows += bench_variants(32, 256, 100, repeats)
+        for B in (4, 32):
+            rows += bench_variants(B, 256, 100, repeats)
+    if "gru" in sections:
+        rows += bench_gru([(8, 256), (32, 256)], 100, repeats)
     if "step" in sections:
         rows += bench_step(256, 200 if args.quick else 1000, repeats)
     if "linear" in sections:

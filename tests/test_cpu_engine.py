@@ -263,6 +263,8 @@ def test_stepper_on_lstmkit_module_unbatched_and_refresh(engine):
     assert_close(y_t, want_y[-1, 0], 1e-5, "last y")
     with pytest.raises(BackendUnavailable, match="peephole"):
         LSTMStepper(lstmkit.LSTM(3, 5, peephole=True))
+    with pytest.raises(BackendUnavailable, match="zoneout"):
+        LSTMStepper(lstmkit.LSTM(3, 5, zoneout=0.1))
 
 
 # ------------------------------------------------------------------------------------------------

@@ -9,6 +9,25 @@
 
 namespace lstmkit {
 
+namespace {
+
+// The cell for one row of one layer: preactivations a (4H) + bias -> c', h' (lstm_cell, standard).
+// __restrict__ and always-inlined math so gcc vectorises the loop.
+template <typename T>
+void step_row(int64_t H, const T* __restrict__ a, const T* __restrict__ bias, const T* __restrict__ c,
+              T* __restrict__ c_new, T* __restrict__ h_new) {
+  for (int64_t j = 0; j < H; ++j) {
+    const T i = sigmoid(a[j] + bias[j]);                     // input gate
+    const T f = sigmoid(a[H + j] + bias[H + j]);             // forget gate
+    const T g = tanh_(a[2 * H + j] + bias[2 * H + j]);       // candidate
+    const T o = sigmoid(a[3 * H + j] + bias[3 * H + j]);     // output gate
+    c_new[j] = f * c[j] + i * g;
+    h_new[j] = o * tanh_(c_new[j]);
+  }
+}
+
+}  // namespace
+
 // x (B, I); h (L, B, P); c (L, B, H); w_cat[l] (4H, I_l + P) = [W_ih | W_hh]; bias[l] (4H,) = b_ih + b_hh;
 // w_hr: empty list or L projections (P, H). Returns y (B, P) (the top layer's h), h_n (L, B, P), c_n (L, B, H).
 std::tuple<Tensor, Tensor, Tensor> lstm_step(const Tensor& x_, const Tensor& h_, const Tensor& c_,
@@ -47,19 +66,7 @@ std::tuple<Tensor, Tensor, Tensor> lstm_step(const Tensor& x_, const Tensor& h_,
       T* cnp = c_n.data_ptr<T>() + l * B * H;
       T* hout = proj ? hraw.data_ptr<T>() : h_n.data_ptr<T>() + l * B * P;
       at::parallel_for(0, B, row_grain(GH), [&](int64_t b0, int64_t b1) {
-        for (int64_t b = b0; b < b1; ++b) {
-          const T *ai = a + b * GH, *af = ai + H, *ag = af + H, *ao = ag + H;
-          const T *bi = bl, *bf = bl + H, *bg = bf + H, *bo = bg + H;
-          for (int64_t j = 0; j < H; ++j) {
-            const T i = sigmoid(ai[j] + bi[j]);             // input gate
-            const T f = sigmoid(af[j] + bf[j]);             // forget gate
-            const T g = tanh_(ag[j] + bg[j]);               // candidate
-            const T o = sigmoid(ao[j] + bo[j]);             // output gate
-            const T c_new = f * cp[b * H + j] + i * g;
-            cnp[b * H + j] = c_new;
-            hout[b * H + j] = o * tanh_(c_new);
-          }
-        }
+        for (int64_t b = b0; b < b1; ++b) step_row<T>(H, a + b * GH, bl, cp + b * H, cnp + b * H, hout + b * H);
       });
       if (proj) gemm_rows<T>(B, P, H, hout, H, w_hr[l].data_ptr<T>(), true, T(0), h_n.data_ptr<T>() + l * B * P, P);
     }

@@ -7,8 +7,8 @@
 Each layer's [W_ih | W_hh] is concatenated once into a (4H, I + P) matrix and the two biases summed,
 so a step is, per layer, one matrix product of [x | h] and one fused pass over the gates (step.cpp).
 Inference only: no gradient flows through a step. Serves the standard LSTM (with proj_size) in
-float32/float64, unidirectional; the structural variants (peepholes, layer norm, coupled gates) and
-bidirectional modules raise BackendUnavailable.
+float32/float64, unidirectional, as in evaluation (no dropout); the structural variants (peepholes,
+layer norm, coupled gates), zoneout and bidirectional modules raise BackendUnavailable.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from lstmkit.errors import BackendUnavailable
 
 SUPPORTED = ("a unidirectional standard LSTM (any num_layers, bias, proj_size) in float32/float64 on CPU; "
-             "not peepholes, layer norm, coupled gates or bidirectional modules")
+             "not peepholes, layer norm, coupled gates, zoneout or bidirectional modules")
 
 
 class LSTMStepper:
@@ -31,7 +31,8 @@ class LSTMStepper:
         if not ok:
             raise BackendUnavailable(f"the step API needs the cpu engine, which is unavailable: {reason}")
         variant = getattr(lstm, "variant", None)
-        structural = variant.structural if variant is not None else ()
+        # zoneout changes the recurrence even in evaluation (it uses its expectation there)
+        structural = (variant.structural + variant.stochastic(False)) if variant is not None else ()
         if getattr(lstm, "bidirectional", False) or structural:
             what = "bidirectional" if getattr(lstm, "bidirectional", False) else ", ".join(structural)
             raise BackendUnavailable(f"LSTMStepper cannot step a {what} LSTM; it serves {SUPPORTED}")
