@@ -65,7 +65,7 @@ def run_engine(module, args):
     a = {k: v.clone().requires_grad_(k in DIFF) if isinstance(v, torch.Tensor) else v for k, v in args.items()}
     outs = module.lstm_recurrence(**a)
     g = torch.Generator().manual_seed(1)
-    loss = sum((o * torch.randn(o.shape, generator=g, dtype=o.dtype)).sum() for o in outs[:3])
+    loss = sum((o * torch.randn(o.shape, generator=g, dtype=torch.float64).to(o.dtype)).sum() for o in outs[:3])
     loss.backward()
     return list(outs), {k: a[k].grad for k in DIFF if a[k] is not None}
 
@@ -155,10 +155,36 @@ def test_bad_input_raises_instead_of_reading_out_of_bounds(engine):
     args["h0"] = args["h0"][:, :4]
     with pytest.raises(RuntimeError, match="lstm_forward: w_hh must be"):
         engine.lstm_recurrence(**args)
-    with pytest.raises(BackendUnavailable, match="bfloat16"):
-        engine.lstm_recurrence(**contract_args(dtype=torch.bfloat16))
+    with pytest.raises(BackendUnavailable, match="float16"):
+        engine.lstm_recurrence(**contract_args(dtype=torch.float16))
     assert cpu.why_not(lstmkit.GRU(3, 4)) is None
     assert "float16" in cpu.why_not(lstmkit.GRU(3, 4, dtype=torch.float16))
+
+
+def test_bfloat16_within_its_tolerance(engine):
+    """bfloat16 in and out, float32 inside: within bf16's 1e-2 of the float64 reference."""
+    args = contract_args(peephole=True, ln=True, packed=True)
+    want, want_grads = run_engine(reference, args)
+    low = {k: v.to(torch.bfloat16) if isinstance(v, torch.Tensor) else v for k, v in args.items()}
+    got, got_grads = run_engine(engine, low)
+    assert got[0].dtype == torch.bfloat16 and got_grads["w_hh"].dtype == torch.bfloat16
+    for what, a, b in zip(("y", "h_n", "c_n"), got, want):
+        assert_close(a, b, 5e-2, f"bf16 {what}")
+    for k in want_grads:
+        assert_close(got_grads[k], want_grads[k], 5e-2, f"bf16 gradient of {k}")
+
+
+def test_torch_compile_fullgraph(engine):
+    args = contract_args()
+
+    def f(xg, w_hh):
+        return engine.lstm_recurrence(**{**args, "xg": xg, "w_hh": w_hh})[0]
+
+    xg, w_hh = args["xg"].clone().requires_grad_(True), args["w_hh"].clone().requires_grad_(True)
+    y = torch.compile(f, backend="aot_eager", fullgraph=True)(xg, w_hh)
+    y.sum().backward()
+    assert_close(y, reference.lstm_recurrence(**args)[0], 1e-10, "compiled y")
+    assert xg.grad is not None and w_hh.grad is not None
 
 
 # ------------------------------------------------------------------------------------------------

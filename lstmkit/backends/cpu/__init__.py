@@ -9,7 +9,8 @@ The contract's ``gates`` and ``c`` results are records for tracing: gradients do
 Served: LSTM in float32 and float64 on CPU tensors, every variant of the contract (peepholes, layer
 norm, coupled gates, projection, recurrent-dropout mask, zoneout, packed batch sizes, reverse);
 GRU (``gru_recurrence``) and tanh/relu RNN (``rnn_recurrence``), packed and reversed too.
-Not served (raises BackendUnavailable): bfloat16/float16, non-CPU tensors.
+bfloat16 is accepted and computed in float32 (float32 speed). Not served (raises BackendUnavailable):
+float16, non-CPU tensors.
 """
 from __future__ import annotations
 
@@ -23,17 +24,22 @@ from lstmkit.errors import BackendUnavailable
 
 NAME = "cpu"
 SUPPORTED = ("LSTM (all variants of the recurrence contract), GRU and tanh/relu RNN in float32/float64 "
-             "on CPU tensors; not bfloat16/float16 or GPU tensors")
-DTYPES = (torch.float32, torch.float64)
+             "on CPU tensors (bfloat16 computed in float32); not float16 or GPU tensors")
+DTYPES = (torch.float32, torch.float64, torch.bfloat16)   # bfloat16: computed in float32, see _widen
 
 _registered = False
+_ready = False          # set once the library is loaded: keeps the lock of build.load() out of torch.compile
 
 
 def is_available() -> tuple[bool, str]:
     """(True, "") when the engine is compiled (or loads from the cache); else (False, why not)."""
+    global _ready
+    if _ready:
+        return True, ""
     ok, reason = build.load()
     if ok:
         _register_python_side()
+        _ready = True
     return ok, reason
 
 
@@ -76,18 +82,24 @@ def lstm_recurrence(xg: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, w_hr: Tens
                     batch_sizes: Sequence[int] | Tensor | None, reverse: bool, eps: float = 1e-5):
     """One layer-direction of an LSTM over all T steps -> (y, h_n, c_n, gates, c); see the contract."""
     _require(xg)
-    if isinstance(batch_sizes, Tensor):
-        batch_sizes = batch_sizes.tolist()
-    elif batch_sizes is not None:
-        batch_sizes = [int(b) for b in batch_sizes]
     dtype = xg.dtype
-    tensors = [h0, c0, w_hh, w_hr, w_ci, w_cf, w_co, ln_hh, ln_c_w, ln_c_b, h_mask, zh, zc]
+    tensors = _widen(xg, h0, c0, w_hh, w_hr, w_ci, w_cf, w_co, ln_hh, ln_c_w, ln_c_b, h_mask, zh, zc)
+    out = torch.ops.lstmkit.lstm_forward(*tensors, _sizes(batch_sizes), bool(reverse), float(eps))
+    return tuple(o.to(dtype) for o in out[:5])
+
+
+def _widen(*tensors: Tensor | None) -> list[Tensor | None]:
+    """Check that all tensors share xg's dtype; bfloat16 ones are computed in float32 (autograd casts back).
+
+    bfloat16 is served for its storage and interface: the kernels accumulate in float32 anyway, so
+    it runs at float32 speed (no bfloat16 GEMMs here)."""
+    dtype = tensors[0].dtype
     for t in tensors:
         if t is not None and t.dtype != dtype:
             raise TypeError(f"cpu engine: every tensor must have xg's dtype {dtype}, got one of {t.dtype}")
-    out = torch.ops.lstmkit.lstm_forward(xg, h0, c0, w_hh, w_hr, w_ci, w_cf, w_co, ln_hh, ln_c_w,
-                                         ln_c_b, h_mask, zh, zc, batch_sizes, bool(reverse), float(eps))
-    return out[0], out[1], out[2], out[3], out[4]
+    if dtype != torch.bfloat16:
+        return list(tensors)
+    return [None if t is None else t.float() for t in tensors]
 
 
 def _sizes(batch_sizes):
@@ -100,8 +112,10 @@ def gru_recurrence(xg: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor | None = N
                    batch_sizes: Sequence[int] | Tensor | None = None, reverse: bool = False):
     """One layer-direction of a GRU: xg (T, B, 3H) = x @ w_ih.T + b_ih -> (y, h_n, gates r, z, n)."""
     _require(xg, "gru")
-    y, h_n, gates, _, _ = torch.ops.lstmkit.gru_forward(xg, h0, w_hh, b_hh, _sizes(batch_sizes), bool(reverse))
-    return y, h_n, gates
+    dtype = xg.dtype
+    y, h_n, gates, _, _ = torch.ops.lstmkit.gru_forward(*_widen(xg, h0, w_hh, b_hh), _sizes(batch_sizes),
+                                                        bool(reverse))
+    return y.to(dtype), h_n.to(dtype), gates.to(dtype)
 
 
 def rnn_recurrence(xg: Tensor, h0: Tensor, w_hh: Tensor, nonlinearity: str = "tanh",
@@ -110,9 +124,11 @@ def rnn_recurrence(xg: Tensor, h0: Tensor, w_hh: Tensor, nonlinearity: str = "ta
     if nonlinearity not in ("tanh", "relu"):
         raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
     _require(xg, "rnn")
+    dtype = xg.dtype
+    xg, h0, w_hh = _widen(xg, h0, w_hh)
     y, h_n, _ = torch.ops.lstmkit.rnn_forward(xg, h0, w_hh, nonlinearity == "relu", _sizes(batch_sizes),
                                               bool(reverse))
-    return y, h_n
+    return y.to(dtype), h_n.to(dtype)
 
 
 # ------------------------------------------------------------------------------------------------

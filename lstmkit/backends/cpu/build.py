@@ -104,6 +104,8 @@ def reset() -> None:
     """Forget the outcome of the last attempt (for tests that simulate a failure)."""
     with _lock:
         _state.clear()
+    import lstmkit.backends.cpu as engine
+    engine._ready = False
 
 
 if __name__ == "__main__":  # python -m lstmkit.backends.cpu.build: compile now (e.g. after install)
