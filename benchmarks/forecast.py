@@ -1,7 +1,7 @@
 """Forecasting quality on the shared series: `lstmkit train forecast` against naive baselines (never a test).
 
     python benchmarks/forecast.py [--only airline|etth1] [--seeds 0,1,2] [--threads 1]
-                                  [--out benchmarks/results/forecast]
+                                  [--out runs/benchmarks/forecast]
 
 Each run is the real CLI in a subprocess; its test_metrics.json gives MAE, RMSE, MASE and sMAPE of
 the LSTM and of the naive and seasonal-naive forecasts on the same test origins (MASE scaled by
@@ -41,7 +41,10 @@ def main() -> int:
     parser.add_argument("--only", choices=sorted(RUNS), action="append")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/forecast"))
+    parser.add_argument("--out", type=Path, default=Path("runs/benchmarks/forecast"),
+                        help="work folder: run folders (checkpoints) and logs; runs/ is not versioned")
+    parser.add_argument("--report-dir", type=Path, default=Path("benchmarks/results"),
+                        help="where NAME.json and NAME.md go")
     args, extra = parser.parse_known_args()
     extra = [a for a in extra if a != "--"]
     root = data_root()
@@ -49,6 +52,7 @@ def main() -> int:
         print("shared data not found: set LSTMKIT_DATA", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
+    args.report_dir.mkdir(parents=True, exist_ok=True)
     seeds = [int(s) for s in args.seeds.split(",")]
     report, rows = {}, []
     for name in args.only or sorted(RUNS):
@@ -72,15 +76,15 @@ def main() -> int:
                          f"{statistics.mean(values['mase']):.3f}{spread}", f"{statistics.mean(values['smape']):.2f}"])
         rows.append([name, "(runs)", f"{len(done)} seeds", f"{sum(r['wall_minutes'] for r in runs):.1f} min wall",
                      f"{done[0]['test_origins'] if done else '-'} test origins", ""])
-    (args.out.parent / f"{args.out.name}.json").write_text(json.dumps(report, indent=1))
+    (args.report_dir / f"{args.out.name}.json").write_text(json.dumps(report, indent=1))
     loads = [r["load_before"] for runs in report.values() for r in runs]
     notes = [f"Mean over seeds {seeds} (MASE ± standard deviation over seeds for the LSTM); baselines are "
              "deterministic. MASE scale: in-sample seasonal-naive MAE on the training part.",
              f"Load average before the runs: {loads[0] if loads else '-'}; {args.threads} thread(s).",
              *[f"`lstmkit train forecast --csv {RUNS[n]['csv']} {' '.join(RUNS[n]['flags'])}`" for n in report]]
-    write_markdown(args.out.parent / f"{args.out.name}.md", "Forecasting: LSTM against naive baselines (test part)",
+    write_markdown(args.report_dir / f"{args.out.name}.md", "Forecasting: LSTM against naive baselines (test part)",
                    ["series", "model", "MAE", "RMSE", "MASE", "sMAPE %"], rows, notes)
-    print((args.out.parent / f"{args.out.name}.md").read_text())
+    print((args.report_dir / f"{args.out.name}.md").read_text())
     return 0
 
 

@@ -1,6 +1,6 @@
 """Penn Treebank, word level: `lstmkit train lm` under a wall-time budget, test perplexity (never a test).
 
-    python benchmarks/lm_ptb.py [--max-minutes 60] [--threads 1] [--out benchmarks/results/lm_ptb]
+    python benchmarks/lm_ptb.py [--max-minutes 60] [--threads 1] [--out runs/benchmarks/lm_ptb]
                                 [-- extra flags for `lstmkit train lm`]
 
 Trains on ptb.train.txt, keeps the weights with the best ptb.valid.txt perplexity and scores them
@@ -31,7 +31,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-minutes", type=float, default=60.0)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/lm_ptb"))
+    parser.add_argument("--out", type=Path, default=Path("runs/benchmarks/lm_ptb"),
+                        help="work folder: run folders (checkpoints) and logs; runs/ is not versioned")
+    parser.add_argument("--report-dir", type=Path, default=Path("benchmarks/results"),
+                        help="where NAME.json and NAME.md go")
     args, extra = parser.parse_known_args()
     extra = [a for a in extra if a != "--"]
     root = data_root()
@@ -39,6 +42,7 @@ def main() -> int:
         print("shared data not found: set LSTMKIT_DATA", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
+    args.report_dir.mkdir(parents=True, exist_ok=True)
     run_dir = args.out / "run"
     ptb = root / "ptb"
     argv = ["train", "lm", "--text", str(ptb / "ptb.train.txt"), "--valid-text", str(ptb / "ptb.valid.txt"),
@@ -50,7 +54,7 @@ def main() -> int:
     test_ppl = math.exp(summary["test_loss"]) if "test_loss" in summary else None
     report = {**result, "test_perplexity": test_ppl, "target": 120,
               "best_valid_perplexity": math.exp(summary["best_valid_loss"]) if summary else None, "curve": curve}
-    (args.out.parent / f"{args.out.name}.json").write_text(json.dumps(report, indent=1))
+    (args.report_dir / f"{args.out.name}.json").write_text(json.dumps(report, indent=1))
     rows = [[p["epoch"], p["minutes"], f"{math.exp(p['train_loss']):.1f}", f"{math.exp(p['valid_loss']):.1f}",
              f"{p['lr']:.2g}"] for p in curve]
     notes = [f"Test perplexity {test_ppl:.1f} (target <= 120) with the best-on-validation weights." if test_ppl
@@ -58,9 +62,9 @@ def main() -> int:
              f"Wall {result['wall_minutes']} min, CPU {result['cpu_minutes']} min, {args.threads} thread(s), "
              f"load average {result['load_before']} before, {result['load_after']} after.",
              f"Command: `{result['command']}`"]
-    write_markdown(args.out.parent / f"{args.out.name}.md", "Penn Treebank, word-level LSTM",
+    write_markdown(args.report_dir / f"{args.out.name}.md", "Penn Treebank, word-level LSTM",
                    ["epoch (415 chunks = half a pass)", "minutes", "train ppl", "valid ppl", "lr"], rows, notes)
-    print((args.out.parent / f"{args.out.name}.md").read_text())
+    print((args.report_dir / f"{args.out.name}.md").read_text())
     return result["status"]
 
 

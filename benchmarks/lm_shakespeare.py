@@ -1,6 +1,6 @@
 """Tiny Shakespeare, character level: `lstmkit train lm` under a wall-time budget (never a test).
 
-    python benchmarks/lm_shakespeare.py [--max-minutes 30] [--threads 1] [--out benchmarks/results/lm_shakespeare]
+    python benchmarks/lm_shakespeare.py [--max-minutes 30] [--threads 1] [--out runs/benchmarks/lm_shakespeare]
                                         [-- extra flags for `lstmkit train lm`]
 
 Runs the real CLI in a subprocess, records wall and CPU time and the machine's load average (the
@@ -55,7 +55,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-minutes", type=float, default=30.0)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/lm_shakespeare"))
+    parser.add_argument("--out", type=Path, default=Path("runs/benchmarks/lm_shakespeare"),
+                        help="work folder: run folders (checkpoints) and logs; runs/ is not versioned")
+    parser.add_argument("--report-dir", type=Path, default=Path("benchmarks/results"),
+                        help="where NAME.json and NAME.md go")
     args, extra = parser.parse_known_args()
     extra = [a for a in extra if a != "--"]
     root = data_root()
@@ -63,6 +66,7 @@ def main() -> int:
         print("shared data not found: set LSTMKIT_DATA", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
+    args.report_dir.mkdir(parents=True, exist_ok=True)
     run_dir = args.out / "run"
     argv = ["train", "lm", "--text", str(root / "tinyshakespeare" / "input.txt"), *FLAGS, *extra,
             "--max-minutes", str(args.max_minutes), "--out", str(run_dir), "--overwrite", "--no-progress",
@@ -76,7 +80,7 @@ def main() -> int:
     reached = next((p["minutes"] for p in summary.get("curve", []) if p["valid_loss"] <= 1.55), None)
     report = {**result, "best_valid_loss": best, "target": 1.55, "minutes_to_target": reached,
               "curve": summary.get("curve", []), "sample": sample}
-    (args.out.parent / f"{args.out.name}.json").write_text(json.dumps(report, indent=1))
+    (args.report_dir / f"{args.out.name}.json").write_text(json.dumps(report, indent=1))
     rows = [[p["epoch"], p["minutes"], f"{p['train_loss']:.4f}", f"{p['valid_loss']:.4f}", f"{p['lr']:.2g}"]
             for p in report["curve"]]
     notes = [f"Best validation loss {best} nats/char (target <= 1.55; reached after {reached} min)." if best
@@ -85,9 +89,9 @@ def main() -> int:
              f"load average {result['load_before']} before, {result['load_after']} after.",
              f"Command: `{result['command']}`", "", "Sample (ROMEO:, temperature 0.8, top-k 40, seed 0):", "",
              "```", sample.strip(), "```"]
-    write_markdown(args.out.parent / f"{args.out.name}.md", "Tiny Shakespeare, char-level LSTM",
+    write_markdown(args.report_dir / f"{args.out.name}.md", "Tiny Shakespeare, char-level LSTM",
                    ["epoch (40 chunks)", "minutes", "train loss", "valid loss", "lr"], rows, notes)
-    print((args.out.parent / f"{args.out.name}.md").read_text())
+    print((args.report_dir / f"{args.out.name}.md").read_text())
     return result["status"]
 
 

@@ -1,7 +1,7 @@
 """Sequential MNIST quality: `lstmkit train seqmnist` in each reading order (never a test).
 
     python benchmarks/seqmnist.py [--modes rows[,pixels,permuted]] [--threads 1]
-                                  [--out benchmarks/results/seqmnist] [-- extra flags]
+                                  [--out runs/benchmarks/seqmnist] [-- extra flags]
 
 Each run is the real CLI in a subprocess; the test accuracy is that of the best-on-validation
 weights (5,000 training images held out). Writes OUT.json and OUT.md.
@@ -32,7 +32,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--modes", default="rows")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/seqmnist"))
+    parser.add_argument("--out", type=Path, default=Path("runs/benchmarks/seqmnist"),
+                        help="work folder: run folders (checkpoints) and logs; runs/ is not versioned")
+    parser.add_argument("--report-dir", type=Path, default=Path("benchmarks/results"),
+                        help="where NAME.json and NAME.md go")
     args, extra = parser.parse_known_args()
     extra = [a for a in extra if a != "--"]
     root = data_root()
@@ -40,6 +43,7 @@ def main() -> int:
         print("shared data not found: set LSTMKIT_DATA", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
+    args.report_dir.mkdir(parents=True, exist_ok=True)
     report, rows = {}, []
     for mode in args.modes.split(","):
         run_dir = args.out / mode
@@ -54,12 +58,12 @@ def main() -> int:
                      f"{metrics.get('valid_accuracy', float('nan')):.4f}",
                      f"{metrics.get('best_epoch', '-')}/{len(metrics.get('history', []))}",
                      result["wall_minutes"], result["cpu_minutes"], result["load_before"][0]])
-    (args.out.parent / f"{args.out.name}.json").write_text(json.dumps(report, indent=1))
+    (args.report_dir / f"{args.out.name}.json").write_text(json.dumps(report, indent=1))
     notes = [f"`{r['command']}`" for r in report.values()]
-    write_markdown(args.out.parent / f"{args.out.name}.md", "Sequential MNIST (LSTM, last hidden state -> linear)",
+    write_markdown(args.report_dir / f"{args.out.name}.md", "Sequential MNIST (LSTM, last hidden state -> linear)",
                    ["mode", "test accuracy", "valid accuracy", "best epoch", "wall min", "CPU min", "load (1 min)"],
                    rows, notes)
-    print((args.out.parent / f"{args.out.name}.md").read_text())
+    print((args.report_dir / f"{args.out.name}.md").read_text())
     return 0
 
 
