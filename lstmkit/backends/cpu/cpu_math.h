@@ -133,6 +133,6 @@ inline void ln_backward_row(T* __restrict__ dy, const T* __restrict__ x, int64_t
 }
 
 // Grain for parallel loops over batch rows: don't split unless each thread gets real work.
-inline int64_t row_grain(int64_t row_width) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(1, row_width)); }
+inline int64_t row_grain(int64_t row_width) { return std::max<int64_t>(1, 8192 / std::max<int64_t>(1, row_width)); }
 
 }  // namespace lstmkit

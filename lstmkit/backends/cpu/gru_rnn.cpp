@@ -13,6 +13,7 @@ namespace {
 int64_t active(at::OptionalIntArrayRef sizes, int64_t t, int64_t B) { return sizes.has_value() ? (*sizes)[t] : B; }
 
 void check_common(const Tensor& xg, const Tensor& h0, const Tensor& w_hh, int64_t G, at::OptionalIntArrayRef sizes) {
+  TORCH_CHECK(xg.dim() == 3 && h0.dim() == 2 && xg.size(0) >= 1, "xg must be (T >= 1, B, ·) and h0 (B, H)");
   const int64_t T_ = xg.size(0), B = xg.size(1), H = h0.size(1);
   TORCH_CHECK(xg.dim() == 3 && xg.size(2) == G * H, "xg must be (T, B, ", G, "·H) with H=", H, ", got ", xg.sizes());
   TORCH_CHECK(h0.sizes() == at::IntArrayRef({B, H}) && h0.scalar_type() == xg.scalar_type(), "h0 must be (", B,

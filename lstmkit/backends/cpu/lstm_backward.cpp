@@ -88,7 +88,10 @@ Bwd lstm_backward(const OptT& grad_y_, const OptT& grad_h_n, const OptT& grad_c_
   Tensor dhn_seq = proj ? alloc({T_, B, P}) : Tensor();      // ∂L/∂h' (projected), kept for ∂W_hr
   Tensor dhn_buf = at::empty({B, P}, opts);                  // ∂L/∂h' for this step (no projection)
   Tensor dhraw = proj ? at::empty({B, H}, opts) : Tensor();  // ∂L/∂(o ⊙ tanh c) (B, H)
-  Tensor dcs_seq = lnc ? alloc({T_, B, H}) : Tensor();       // ∂L/∂(LN(c')·γ + β), kept for γ_c, β_c
+  // Gradients of the gains and peepholes are sums over all (t, b): each thread adds its rows into its own
+  // slice [γ_hh (GH) | γ_c, β_c, w_ci, w_cf, w_co (H each)], summed at the end (no (T, B, ·) temporaries).
+  const bool peep = v.w_cf.defined() || v.w_co.defined();
+  Tensor part = (lnh || lnc || peep) ? at::zeros({at::get_num_threads(), GH + 5 * H}, opts) : Tensor();
   Tensor dtmp = at::empty({B, P}, opts);
   const Tensor& cn_seq = zoc ? cnew : cs;                    // c' (before zoneout)
 
@@ -129,9 +132,9 @@ Bwd lstm_backward(const OptT& grad_y_, const OptT& grad_h_n, const OptT& grad_c_
       const T* zc_t = zc ? zc + t * B * H : nullptr;
       T* dA_t = dA.data_ptr<T>() + t * B * GH;
       T* dAhh_t = dAhh.data_ptr<T>() + t * B * GH;
-      T* dcs_t = lnc ? dcs_seq.data_ptr<T>() + t * B * H : nullptr;
       at::parallel_for(0, bt, row_grain(GH), [&](int64_t b0, int64_t b1) {
         std::vector<T> dcn_h(lnc ? H : 0);                     // ∂L/∂c' through h (layer-normed c)
+        T* acc = part.defined() ? part.data_ptr<T>() + at::get_thread_num() * (GH + 5 * H) : nullptr;
         for (int64_t b = b0; b < b1; ++b) {
           const T* a = g_t + b * GH;
           const T* ai = G == 4 ? a : nullptr;
@@ -147,7 +150,8 @@ Bwd lstm_backward(const OptT& grad_y_, const OptT& grad_h_n, const OptT& grad_c_
             for (int64_t j = 0; j < H; ++j) {
               const T tc = tanh_((cn[j] - mean) * rstd * ln_c_w[j] + ln_c_b[j]);
               const T d_shown = dhr[j] * ao[j] * (T(1) - tc * tc);
-              dcs_t[b * H + j] = d_shown;
+              acc[GH + j] += d_shown * (cn[j] - mean) * rstd;   // γ_c
+              acc[GH + H + j] += d_shown;                          // β_c
               dcn_h[j] = d_shown * ln_c_w[j];
               dao[j] = dhr[j] * tc * ao[j] * (T(1) - ao[j]);
             }
@@ -155,10 +159,22 @@ Bwd lstm_backward(const OptT& grad_y_, const OptT& grad_h_n, const OptT& grad_c_
           }
           cell(H, ai, af, ag, ao, dai, daf, dag, dao, cn, c_prev, dhr, dc_row, lnc ? dcn_h.data() : nullptr,
                w_ci, w_cf, w_co, zc_row);
+          if (peep) {                                          // i, f read c_{t-1}; o reads c'
+            for (int64_t j = 0; j < H; ++j) {
+              if (dai) acc[GH + 2 * H + j] += dai[j] * c_prev[j];
+              acc[GH + 3 * H + j] += daf[j] * c_prev[j];
+              acc[GH + 4 * H + j] += dao[j] * cn[j];
+            }
+          }
           if (lnh) {                                           // gates = xg + LN(hh)·γ_hh
             T* dr = dAhh_t + b * GH;
-            for (int64_t j = 0; j < GH; ++j) dr[j] = da[j] * ln_hh[j];
-            ln_backward_row(dr, hhraw.data_ptr<T>() + (t * B + b) * GH, GH, st_t[b * 4], st_t[b * 4 + 1]);
+            const T* raw = hhraw.data_ptr<T>() + (t * B + b) * GH;
+            const T mean = st_t[b * 4], rstd = st_t[b * 4 + 1];
+            for (int64_t j = 0; j < GH; ++j) {
+              acc[j] += da[j] * (raw[j] - mean) * rstd;
+              dr[j] = da[j] * ln_hh[j];
+            }
+            ln_backward_row(dr, raw, GH, mean, rstd);
           }
         }
       });
@@ -176,24 +192,11 @@ Bwd lstm_backward(const OptT& grad_y_, const OptT& grad_h_n, const OptT& grad_c_
   // Weight gradients over all T·B rows at once.
   Tensor d_w_hh = dAhh.reshape({T_ * B, GH}).t().mm(hin.reshape({T_ * B, P}));
   Tensor d_w_hr = proj ? dhn_seq.reshape({T_ * B, P}).t().mm(hraw.reshape({T_ * B, H})) : none_like(gates);
-  Tensor d_w_ci = none_like(gates), d_w_cf = none_like(gates), d_w_co = none_like(gates);
-  if (v.w_cf.defined() || v.w_co.defined()) {
-    Tensor c_prev = reverse ? at::cat({cs.slice(0, 1), c0.unsqueeze(0)}) : at::cat({c0.unsqueeze(0), cs.slice(0, 0, T_ - 1)});
-    auto dgate = [&](int64_t k) { return dA.slice(2, k * H, (k + 1) * H); };  // (T, B, H) of gate row k
-    if (v.w_ci.defined()) d_w_ci = (dgate(0) * c_prev).sum({0, 1});
-    if (v.w_cf.defined()) d_w_cf = (dgate(G - 3) * c_prev).sum({0, 1});
-    if (v.w_co.defined()) d_w_co = (dgate(G - 1) * cn_seq).sum({0, 1});
-  }
-  Tensor d_ln_hh = none_like(gates), d_ln_c_w = none_like(gates), d_ln_c_b = none_like(gates);
-  if (lnh) {
-    Tensor hat = (hhraw - stats.slice(2, 0, 1)) * stats.slice(2, 1, 2);   // (T, B, GH) normalised hh
-    d_ln_hh = (dA * hat).sum({0, 1});
-  }
-  if (lnc) {
-    Tensor chat = (cn_seq - stats.slice(2, 2, 3)) * stats.slice(2, 3, 4);  // (T, B, H) normalised c'
-    d_ln_c_w = (dcs_seq * chat).sum({0, 1});
-    d_ln_c_b = dcs_seq.sum({0, 1});
-  }
+  Tensor sums = part.defined() ? part.sum(0) : Tensor();   // (GH + 5H,)
+  auto piece = [&](bool present, int64_t from, int64_t n) { return present ? sums.slice(0, from, from + n).clone() : none_like(gates); };
+  Tensor d_ln_hh = piece(lnh, 0, GH), d_ln_c_w = piece(lnc, GH, H), d_ln_c_b = piece(lnc, GH + H, H);
+  Tensor d_w_ci = piece(v.w_ci.defined(), GH + 2 * H, H), d_w_cf = piece(v.w_cf.defined(), GH + 3 * H, H);
+  Tensor d_w_co = piece(v.w_co.defined(), GH + 4 * H, H);
   return {dA, dh, dc, d_w_hh, d_w_hr, d_w_ci, d_w_cf, d_w_co, d_ln_hh, d_ln_c_w, d_ln_c_b};
 }
 

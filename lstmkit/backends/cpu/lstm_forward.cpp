@@ -64,6 +64,7 @@ Fwd lstm_forward(const Tensor& xg_, const Tensor& h0, const Tensor& c0, const Te
   const Variant v(w_hr_, w_ci_, w_cf_, w_co_, ln_hh_, ln_c_w_, ln_c_b_, h_mask_, zh_, zc_);
   const int64_t T_ = xg.size(0), B = xg.size(1), GH = xg.size(2), H = c0.size(1), P = h0.size(1);
   const int64_t G = GH / H;
+  TORCH_CHECK(T_ >= 1 && B >= 1 && H >= 1, "lstm_forward: needs at least one step, row and unit, got xg ", xg.sizes());
   TORCH_CHECK(G * H == GH && (G == 3 || G == 4), "lstm_forward: xg width ", GH, " is not 3H or 4H, H=", H);
   const bool packed = batch_sizes.has_value();
   TORCH_CHECK(!packed || (int64_t)batch_sizes->size() == T_, "lstm_forward: batch_sizes needs T entries");
