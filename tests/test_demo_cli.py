@@ -18,6 +18,7 @@ def test_quick_demo_writes_metrics_figures_and_a_self_contained_report(tmp_path,
     assert cli.main(["demo", "--quick", "--no-progress", "--threads", "1", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "RNN acc" in printed and "LSTM MSE" in printed and "report.html" in printed
+    assert "Summary:" in printed and "Adding at T=20" in printed
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["status"] == "complete" and metrics["seed"] == 0 and metrics["quick"] is True
     assert list(metrics["experiments"]) == list(EXPERIMENTS)

@@ -120,6 +120,15 @@ def test_training_is_repeatable_for_a_seed():
     assert not all(torch.equal(a, c) for a, c in zip(first.parameters(), other.parameters()))
 
 
+def test_distances_are_drawn_log_uniformly_up_to_the_reach():
+    rng = random.Random(0)
+    drawn = [cliff.sample_distance(200, rng) for _ in range(5000)]
+    assert min(drawn) == 0 and max(drawn) == 200
+    short, middle = sum(d < 14 for d in drawn), sum(14 <= d < 201 for d in drawn)
+    assert 0.35 < short / len(drawn) < 0.65 and middle > 0  # half below sqrt(202) - 1, half above
+    assert all(cliff.sample_distance(0, rng) == 0 for _ in range(20))
+
+
 def test_curriculum_starts_short_and_reaches_the_longest_distance():
     settings = cliff.CliffSettings(distances=[5, 200], steps=1000)
     reaches = [cliff.curriculum_reach(step, settings) for step in range(1000)]

@@ -22,6 +22,7 @@ def main(args) -> int:
     validate_settings(list(EXPERIMENTS), context)
     out_dir = prepare_out_dir(args.out or default_out("demo"))
     started = time.perf_counter()
-    run_experiments(list(EXPERIMENTS), context, out_dir)
+    results = run_experiments(list(EXPERIMENTS), context, out_dir)
+    print("Summary:\n" + "\n".join(f"  {r.headline}" for r in results))
     print(f"demo finished in {time.perf_counter() - started:.0f} s; open {out_dir}/report.html")
     return 0

@@ -29,7 +29,7 @@ EXPERIMENTS: dict[str, Callable[[RunContext, Path], ExperimentResult]] = {
     "copy": adding_copy.run_copy,
 }
 DESCRIPTIONS = {
-    "cliff": "remember a pet's species across 5-200 tokens of distractors (RNN vs LSTM)",
+    "cliff": "remember a pet's species across 0-200 tokens of distractors (RNN vs LSTM)",
     "gradients": "gradient norm reaching each earlier word, trained and untrained",
     "gates": "which LSTM units hold the species, and their forget/input gates over a story",
     "adding": "adding problem (Hochreiter & Schmidhuber 1997) at several lengths",

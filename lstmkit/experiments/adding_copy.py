@@ -103,7 +103,7 @@ def copy_settings(context: RunContext) -> TaskSettings:
         settings = TaskSettings([5, 10], hidden_size=8, steps=20, lr=1e-2, batch_size=16,
                                 eval_sequences=64)
     else:
-        settings = TaskSettings([10, 20, 40], hidden_size=64, steps=1500, lr=3e-3)
+        settings = TaskSettings([10, 20, 40], hidden_size=64, steps=3000, lr=1e-2)
     settings.lengths = sorted(set(context.copy_lengths or settings.lengths))
     settings.validate("--lengths", 1)
     return settings
@@ -205,8 +205,16 @@ def _run(task: str, context: RunContext, out_dir, settings: TaskSettings) -> Exp
             f"{scores['rnn'][longest]['recall_accuracy']:.1%} (a guess recalls 12.5%); the memoryless "
             f"baseline is {baselines[longest]:.4f} nats per step.")
     title = "Adding problem" if task == "adding" else "Copy task"
+    rnn_last, lstm_last = scores["rnn"][longest]["loss"], scores["lstm"][longest]["loss"]
+    if task == "adding":
+        headline = (f"Adding at T={longest}: LSTM MSE {lstm_last:.4f}, RNN {rnn_last:.4f} "
+                    f"(baseline {ADDING_BASELINE:.3f})")
+    else:
+        headline = (f"Copy with {longest} blanks: LSTM {lstm_last:.3f} nats, RNN {rnn_last:.3f} "
+                    f"(baseline {baselines[longest]:.3f}); LSTM recall "
+                    f"{scores['lstm'][longest]['recall_accuracy']:.1%}")
     return ExperimentResult(task, title, metrics, headers, rows, [figure], explanation,
-                            seconds=time.perf_counter() - started)
+                            headline=headline, seconds=time.perf_counter() - started)
 
 
 def run_adding(context: RunContext, out_dir) -> ExperimentResult:

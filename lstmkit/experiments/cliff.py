@@ -7,6 +7,7 @@ stories, so one model per architecture covers every distance.
 """
 from __future__ import annotations
 
+import math
 import random
 import time
 from dataclasses import dataclass, field
@@ -26,18 +27,20 @@ TITLE = "Cliff: remembering across a distance"
 
 @dataclass
 class CliffSettings:
-    distances: list[int] = field(default_factory=lambda: [5, 10, 20, 50, 100, 150, 200])
+    distances: list[int] = field(default_factory=lambda: [0, 2, 5, 10, 20, 50, 100, 200])
     stories: StoryConfig = field(default_factory=StoryConfig)
     embedding_size: int = 32
     hidden_size: int = 64
     steps: int = 2000
     batch_size: int = 64
-    lr: float = 3e-3
-    # Curriculum: the first part of training uses short stories only (binding a species to "my"
-    # is learned there quickly), the next part ramps the distance up to the longest, then mixed.
-    warmup_fraction: float = 0.25
-    ramp_fraction: float = 0.35
-    warmup_distance: int = 10
+    lr: float = 1e-3
+    # Curriculum: the first part of training uses the shortest stories only (a tanh RNN learns
+    # nothing, even at short distances, when long ones are mixed in from the start), then the longest distance sampled ramps up to the
+    # longest shown. Distances are drawn log-uniformly below that reach, so short stories stay
+    # common and each model keeps learning at the distances it can manage.
+    warmup_fraction: float = 0.3
+    ramp_fraction: float = 0.5
+    warmup_distance: int = 1
     eval_stories: int = 256            # per distance
 
     @classmethod
@@ -70,6 +73,7 @@ def make_batch(distance: int, count: int, config: StoryConfig, vocab: Vocabulary
 
 
 def build_model(kind: str, settings: CliffSettings, vocab: Vocabulary) -> RecurrentModel:
+    """Embedding -> RNN or LSTM -> species at the probe's last word."""
     return RecurrentModel(kind, settings.embedding_size, settings.hidden_size,
                           settings.stories.species, vocab_size=len(vocab))
 
@@ -85,6 +89,11 @@ def curriculum_reach(step: int, settings: CliffSettings) -> int:
     return round(start + (longest - start) * min(1.0, (step - warmup) / ramp))
 
 
+def sample_distance(reach: int, rng: random.Random) -> int:
+    """Log-uniform over 0..reach: as many stories in 0-9 as in 10-99 as in 100-999."""
+    return min(reach, int(math.exp(rng.uniform(0.0, math.log(reach + 2)))) - 1)
+
+
 def train(kind: str, settings: CliffSettings, seed: int, show_progress: bool) -> RecurrentModel:
     """Train one architecture; the data stream depends only on the seed, not on the kind."""
     vocab = Vocabulary()
@@ -95,8 +104,8 @@ def train(kind: str, settings: CliffSettings, seed: int, show_progress: bool) ->
     with progress(settings.steps, f"cliff {kind}", show_progress) as bar:
         for step in range(settings.steps):
             reach = curriculum_reach(step, settings)
-            ids, answers = make_batch(rng.randint(0, reach), settings.batch_size, settings.stories,
-                                      vocab, rng)
+            ids, answers = make_batch(sample_distance(reach, rng), settings.batch_size,
+                                      settings.stories, vocab, rng)
             logits = model(ids)[:, -1]  # (B, species) at the probe's last word
             loss = train_step(model, optimizer, F.cross_entropy(logits, answers))
             bar.update()
@@ -191,8 +200,8 @@ def run(context: RunContext, out_dir) -> ExperimentResult:
         title="Cliff: which species is my pet?", hline=(chance, f"chance = 1/{settings.stories.species}"),
         ylim=(0, 1.02))
     explanation = (
-        f"Each story introduces my pet and {settings.stories.pets_per_story - 1} other people's pet(s) "
-        f"(different names and species, random order), then a number of tokens of pet-free "
+        f"Each story introduces {settings.stories.pets_per_story - 1} other person's pet(s) and then "
+        f"mine (all with different names and species), then a number of tokens of pet-free "
         f"sentences, then \"however , NAME , my pet\"; the answer is my pet's species. "
         f"Both models (hidden size {settings.hidden_size}) were trained on the same "
         f"{settings.steps} batches of {settings.batch_size} stories with mixed distances and are "
@@ -202,6 +211,10 @@ def run(context: RunContext, out_dir) -> ExperimentResult:
         + (f"; the RNN falls below 90% from {breakdown} tokens." if breakdown is not None
            else "; the RNN stays above 90% at every distance shown.")
     )
+    headline = (f"Cliff at {longest} tokens: LSTM {accuracy['lstm'][longest]:.1%}, RNN "
+                f"{accuracy['rnn'][longest]:.1%} (chance {chance:.1%}); RNN below 90% from "
+                f"{breakdown if breakdown is not None else 'nowhere shown'}")
     return ExperimentResult(NAME, TITLE, metrics,
                             ["distance", "RNN acc", "LSTM acc", "chance", "RNN"], rows,
-                            [figure], explanation, seconds=time.perf_counter() - started)
+                            [figure], explanation, headline=headline,
+                            seconds=time.perf_counter() - started)

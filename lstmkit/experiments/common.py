@@ -56,7 +56,7 @@ def seed_everything(seed: int) -> random.Random:
 
 
 def make_optimizer(model: nn.Module, lr: float) -> torch.optim.Optimizer:
-    return torch.optim.Adam(model.parameters(), lr=lr)
+    return torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
 
 
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss: torch.Tensor,
@@ -122,6 +122,7 @@ class ExperimentResult:
     figures: list[str] = field(default_factory=list)   # file names inside the run folder
     explanation: str = ""
     extra_html: str = ""                                # e.g. the gate heat map over text
+    headline: str = ""                                  # one line for the summary
     seconds: float = 0.0
 
 

@@ -116,7 +116,11 @@ def run(context: RunContext, out_dir) -> ExperimentResult:
         f"{metrics['input_gate_elsewhere']:.2f} elsewhere.")
     return ExperimentResult(NAME, TITLE, metrics,
                             ["unit", "species R^2", "mean f", "i at my pet's species"], table_rows,
-                            [figure], explanation, extra, seconds=time.perf_counter() - started)
+                            [figure], explanation, extra,
+                            headline=(f"Gates of the species units: f {metrics['forget_gate_over_distractors']:.3f} "
+                                      f"over distractors; i {metrics['input_gate_at_my_pets_species']:.2f} at my "
+                                      f"pet's species vs {metrics['input_gate_elsewhere']:.2f} elsewhere"),
+                            seconds=time.perf_counter() - started)
 
 
 def text_heatmap(words: list[str], forget, input_gate, unit: int, mention: int) -> str:

@@ -83,4 +83,7 @@ def run(context: RunContext, out_dir) -> ExperimentResult:
         f"also forgets until training learns to hold them open.")
     return ExperimentResult(NAME, TITLE, metrics,
                             ["model", "weights", "grad at probe", "grad at first word", "first/last"],
-                            rows, [figure], explanation, seconds=time.perf_counter() - started)
+                            rows, [figure], explanation,
+                            headline=(f"Gradient, probe to first word (trained): RNN x{ratios['rnn trained']:.1e}, "
+                                      f"LSTM x{ratios['lstm trained']:.1e}"),
+                            seconds=time.perf_counter() - started)

@@ -21,7 +21,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     cliff = parser.add_argument_group("Cliff stories (cliff, gradients, gates)")
     cliff.add_argument("--distances", metavar="D,D,...",
-                       help="distractor tokens between the pets and the probe (default 5,10,20,50,100,150,200)")
+                       help="distractor tokens between the pets and the probe (default 0,2,5,10,20,50,100,200)")
     cliff.add_argument("--species", type=int, help="species to draw from, 2-8 (default 6; chance = 1/species)")
     cliff.add_argument("--names", type=int, help="pet names to draw from, 2-12 (default 10)")
     cliff.add_argument("--pets", type=int, help="pets per story, mine and other people's (default 2)")

@@ -50,7 +50,8 @@ def _write_atomically(path: Path, text: str) -> None:
 
 def write_metrics(out_dir: Path, run_info: dict, results: list[ExperimentResult]) -> Path:
     document = dict(run_info)
-    document["experiments"] = {r.name: {"seconds": round(r.seconds, 2), **r.metrics} for r in results}
+    document["experiments"] = {r.name: {"seconds": round(r.seconds, 2), "headline": r.headline, **r.metrics}
+                               for r in results}
     path = out_dir / "metrics.json"
     _write_atomically(path, json.dumps(_json_safe(document), indent=2) + "\n")
     return path
@@ -82,6 +83,9 @@ def write_report(out_dir: Path, run_info: dict, results: list[ExperimentResult],
             + "".join(_figure_html(out_dir, f) for f in result.figures)
             + result.extra_html
             + f'<p class="meta">{result.seconds:.1f} s</p>')
+    summary = "".join(f"<li>{html.escape(r.headline)}</li>" for r in results if r.headline)
+    if summary:
+        sections.insert(0, f"<h2>Summary</h2><ul>{summary}</ul>")
     if pending:
         sections.append(f"<h2>Not run (yet)</h2><p>{html.escape(', '.join(pending))}</p>")
     meta = ", ".join(f"{k}: {v}" for k, v in run_info.items() if not isinstance(v, (dict, list)))

@@ -1,7 +1,7 @@
 """The Cliff story generator: English-like text in which a pet's species must be remembered.
 
-A story introduces my pet and other people's pets ("i have a dog named cliff . anna has a cat named
-rex ."), then exactly ``distance`` tokens of distractor sentences that mention no pet, then the
+A story introduces other people's pets and then mine ("anna has a cat named rex . i have a dog named
+cliff ."), then exactly ``distance`` tokens of distractor sentences that mention no pet, then the
 probe "however , cliff , my pet" whose answer is my pet's species. Pets in one story have different
 names and different species, so the answer cannot be guessed from word frequencies: chance is
 1 / number of species.
@@ -137,17 +137,18 @@ class Story:
 def make_story(distance: int, config: StoryConfig, rng: random.Random) -> Story:
     """One story whose probe sits ``distance`` tokens after the last introduction.
 
-    One pet is mine ("i have a dog named cliff ."); the others belong to other people ("anna has a
-    cat named rex ."), in a random order. The probe names my pet, so the answer is the species that
-    was introduced as mine: remembering which species appeared, or the last one, is not enough.
+    Other people's pets come first ("anna has a cat named rex ."), then mine ("i have a dog named
+    cliff ."), so the distance from my pet to the probe is set by ``distance`` alone. The probe
+    names my pet; the other pets make guessing from the species that appeared a coin toss.
+    (With mine in a random place a tanh RNN fails even at distance 0 in our budget: it cannot
+    learn to keep one species while reading another, which would hide the effect of distance.)
     """
     if distance < 0:
         raise UsageError(f"distances must be >= 0 tokens, got {distance}")
     species = rng.sample(range(config.species), config.pets_per_story)  # species[0] is mine
     names = rng.sample(ALL_NAMES[:config.names], config.pets_per_story)
     owners = ["me"] + rng.sample(PEOPLE, config.pets_per_story - 1)
-    order = list(range(config.pets_per_story))
-    rng.shuffle(order)
+    order = list(range(1, config.pets_per_story)) + [0]  # mine last
     tokens: list[str] = []
     mentions = []
     for pet in order:
