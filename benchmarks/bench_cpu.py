@@ -50,15 +50,18 @@ def train_step(model, x):
     return run
 
 
-def paired(make_a, make_b, x, repeats):
-    """Time a and b alternately (so load changes hit both), return (t_a, t_b) medians."""
-    fa, fb = train_step(make_a, x), train_step(make_b, x)
-    fa(), fb()
-    ta, tb = [], []
+def paired(*args):
+    """paired(model_a, model_b, ..., x, repeats): time the models' training steps in turn (so load
+    changes hit all alike); returns their median seconds in the same order."""
+    *models, x, repeats = args
+    steps = [train_step(m, x) for m in models]
+    for step in steps:
+        step()
+    times = [[] for _ in steps]
     for _ in range(repeats):
-        ta.append(median_time(fa, 1, warmup=0))
-        tb.append(median_time(fb, 1, warmup=0))
-    return statistics.median(ta), statistics.median(tb)
+        for step, ts in zip(steps, times):
+            ts.append(median_time(step, 1, warmup=0))
+    return tuple(statistics.median(ts) for ts in times)
 
 
 def bench_train(sizes, T, repeats):
@@ -80,12 +83,11 @@ def bench_variants(B, H, T, repeats):
     torch.manual_seed(0)
     x = torch.randn(T, B, H)
     plain = lstmkit.LSTM(H, H, backend="cpu")
-    t_plain = median_time(train_step(plain, x), repeats)
     for name in ("layer_norm", "peephole", "coupled_gates"):
         ours = lstmkit.LSTM(H, H, backend="cpu", **{name: True})
         ref = lstmkit.LSTM(H, H, backend="reference", **{name: True})
         ref.load_state_dict(ours.state_dict())
-        t_cpu, t_ref = paired(ours, ref, x, repeats)
+        t_cpu, t_ref, t_plain = paired(ours, ref, plain, x, repeats)
         rows.append(dict(section="variant", variant=name, B=B, H=H, I=H, T=T, cpu_ms=t_cpu * 1e3,
                          reference_ms=t_ref * 1e3, speedup_vs_reference=t_ref / t_cpu,
                          plain_cpu_ms=t_plain * 1e3, time_vs_plain=t_cpu / t_plain))
@@ -202,7 +204,7 @@ def main() -> None:
     if "train" in sections:
         rows += bench_train(sizes, 100, repeats)
     if "variant" in sections:
-        for B in (4, 32):
+        for B in (1, 4, 32):
             rows += bench_variants(B, 256, 100, repeats)
     if "gru" in sections:
         rows += bench_gru([(8, 256), (32, 256)], 100, repeats)

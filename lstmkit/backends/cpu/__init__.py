@@ -145,6 +145,7 @@ def _setup_context(ctx, inputs, output):
     ctx.save_for_backward(c0, w_hh, w_hr, w_ci, w_cf, w_co, ln_hh, ln_c_w, ln_c_b, h_mask, zh, zc,
                           gates, cs, hin, cnew, hraw, hhraw, stats)
     ctx.args = (batch_sizes, reverse, eps)
+    ctx.set_materialize_grads(False)   # no zero (T, B, ·) gradients for the unused record outputs
     ctx.present = tuple(t is not None for t in (xg, h0, c0, w_hh, w_hr, w_ci, w_cf, w_co, ln_hh, ln_c_w, ln_c_b))
 
 
@@ -179,6 +180,7 @@ def _gru_setup(ctx, inputs, output):
     _, _, gates, hin, hhn = output
     ctx.save_for_backward(w_hh, gates, hin, hhn)
     ctx.args, ctx.has_b = (batch_sizes, reverse), b_hh is not None
+    ctx.set_materialize_grads(False)
 
 
 def _gru_backward(ctx, grad_y, grad_h_n, *_records):
@@ -192,6 +194,7 @@ def _rnn_setup(ctx, inputs, output):
     y, _, hin = output
     ctx.save_for_backward(w_hh, y, hin)
     ctx.args = (relu, batch_sizes, reverse)
+    ctx.set_materialize_grads(False)
 
 
 def _rnn_backward(ctx, grad_y, grad_h_n, _hin):
