@@ -187,6 +187,34 @@ def test_torch_compile_fullgraph(engine):
     assert xg.grad is not None and w_hh.grad is not None
 
 
+@pytest.mark.parametrize("name", ["plain", "everything_coupled"])
+def test_properties_split_permute_reverse(engine, name):
+    """Split in two with the state carried = one pass; permuting the batch permutes the results;
+    the reverse direction = flip, run forward, flip."""
+    args = contract_args(T=6, B=4, **{**CONFIGS[name], "packed": False, "reverse": False})
+    y, h_n, c_n, gates, c = engine.lstm_recurrence(**args)
+    cut = lambda a, lo, hi: {**a, **{k: a[k][lo:hi] for k in ("xg", "zh", "zc") if a[k] is not None}}  # noqa: E731
+    y1, h1, c1, *_ = engine.lstm_recurrence(**cut(args, 0, 2))
+    y2, h2, c2, *_ = engine.lstm_recurrence(**{**cut(args, 2, 6), "h0": h1, "c0": c1})
+    assert_close(torch.cat([y1, y2]), y, 1e-12, "split y")
+    assert_close(h2, h_n, 1e-12, "split h_n")
+    assert_close(c2, c_n, 1e-12, "split c_n")
+
+    perm = torch.tensor([2, 0, 3, 1])
+    per_row = {"xg": 1, "zh": 1, "zc": 1, "h0": 0, "c0": 0, "h_mask": 0}
+    permuted = {**args, **{k: args[k].index_select(d, perm) for k, d in per_row.items() if args[k] is not None}}
+    yp, hp, cp, gp, csp = engine.lstm_recurrence(**permuted)
+    assert_close(yp, y[:, perm], 1e-12, "permuted y")
+    assert_close(gp, gates[:, perm], 1e-12, "permuted gates")
+    assert_close(hp, h_n[perm], 1e-12, "permuted h_n")
+
+    flipped = {**args, **{k: args[k].flip(0) for k in ("xg", "zh", "zc") if args[k] is not None}}
+    yr, hr, cr, *_ = engine.lstm_recurrence(**{**args, "reverse": True})
+    yf, hf, cf, *_ = engine.lstm_recurrence(**flipped)
+    assert_close(yr, yf.flip(0), 1e-12, "reverse y")
+    assert_close(hr, hf, 1e-12, "reverse h_n")
+
+
 # ------------------------------------------------------------------------------------------------
 # GRU and RNN.
 
