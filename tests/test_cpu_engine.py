@@ -128,6 +128,25 @@ def test_packed_layer_matches_torch_lstm(engine):
     assert_same_results(ours, theirs, pack_sequence(seqs))
 
 
+def test_layer_with_every_option_trains_like_reference(engine):
+    """Training mode, every variant and stochastic option on, packed: same masks (same seed), same
+    outputs and parameter gradients as the reference engine through lstmkit.LSTM."""
+    options = dict(num_layers=2, bidirectional=True, proj_size=3, layer_norm=True, peephole=True,
+                   zoneout=0.1, recurrent_dropout=0.2, weight_drop=0.3, dropout=0.1, dtype=torch.float64)
+    ours, ref = lstmkit.LSTM(4, 5, backend="cpu", **options), lstmkit.LSTM(4, 5, backend="reference", **options)
+    ref.load_state_dict(ours.state_dict())
+    seqs = [torch.randn(n, 4, dtype=torch.float64) for n in (6, 4, 1)]
+    results = []
+    for model in (ours, ref):
+        torch.manual_seed(3)
+        y, (h, c) = model(pack_sequence(seqs))
+        (y.data.sum() + h.sum() + c.sum()).backward()
+        results.append([y.data, h, c] + [p.grad for p in model.parameters()])
+    assert ours.last_backend == "cpu"
+    for k, (a, b) in enumerate(zip(*results)):
+        assert_close(a, b, 1e-10, f"result {k}")
+
+
 def test_torch_library_checks(engine):
     """Schema, autograd registration and fake (torch.compile) kernels, as torch checks custom ops."""
     args = contract_args(T=3, B=2, H=3, P=2, peephole=True, ln=True, zoneout=True)
