@@ -27,7 +27,8 @@ def test_quick_demo_writes_metrics_figures_and_a_self_contained_report(tmp_path,
     assert set(cliff_metrics["accuracy"]["lstm"]) == {"2", "8"}
     assert all(0 <= a <= 1 for a in cliff_metrics["accuracy"]["rnn"].values())
     assert metrics["experiments"]["adding"]["baseline_mse"] == pytest.approx(1 / 6)
-    assert 0 < metrics["experiments"]["gates"]["forget_gate_over_distractors"] < 1
+    gate_metrics = metrics["experiments"]["gates"]
+    assert 0 < gate_metrics["forget_gate_over_distractors"] < 1 and len(gate_metrics["units"]) == 4
     for name in ("cliff_accuracy.png", "gradients.png", "gates.png", "adding.png", "copy.png"):
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
     report = (out / "report.html").read_text()

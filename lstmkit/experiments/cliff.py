@@ -198,7 +198,7 @@ def run(context: RunContext, out_dir) -> ExperimentResult:
          "LSTM": [accuracy["lstm"][d] for d in distances]},
         xlabel="distance (tokens of distractor text before the probe)", ylabel="accuracy",
         title="Cliff: which species is my pet?", hline=(chance, f"chance = 1/{settings.stories.species}"),
-        ylim=(0, 1.02))
+        ylim=(0, 1.02), logx=True)
     explanation = (
         f"Each story introduces {settings.stories.pets_per_story - 1} other person's pet(s) and then "
         f"mine (all with different names and species), then a number of tokens of pet-free "

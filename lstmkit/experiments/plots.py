@@ -29,7 +29,8 @@ def _color(label: str) -> str | None:
 
 def line_plot(path: Path, x: Sequence[float], series: dict[str, Sequence[float]], *, xlabel: str,
               ylabel: str, title: str, hline: tuple[float, str] | None = None, logy: bool = False,
-              ylim: tuple[float, float] | None = None, styles: dict[str, str] | None = None) -> str:
+              ylim: tuple[float, float] | None = None, styles: dict[str, str] | None = None,
+              logx: bool = False) -> str:
     """One line per series (label -> y values over x); an optional dashed baseline."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
@@ -40,6 +41,10 @@ def line_plot(path: Path, x: Sequence[float], series: dict[str, Sequence[float]]
         ax.axhline(hline[0], color="grey", linestyle="--", linewidth=1, label=hline[1])
     if logy:
         ax.set_yscale("log")
+    if logx:  # symlog keeps a distance of 0 on the axis
+        ax.set_xscale("symlog", linthresh=1)
+        ax.set_xticks(list(x))
+        ax.set_xticklabels([str(v) for v in x])
     if ylim is not None:
         ax.set_ylim(*ylim)
     ax.set_xlabel(xlabel)
