@@ -210,6 +210,8 @@ def run(context: RunContext, out_dir) -> ExperimentResult:
         f"RNN {accuracy['rnn'][longest]:.1%}"
         + (f"; the RNN falls below 90% from {breakdown} tokens." if breakdown is not None
            else "; the RNN stays above 90% at every distance shown.")
+        + " Other seeds can end differently for the RNN: it sometimes learns to make the distractor "
+          "words harmless and hold the species in a stable state (see docs/demo.md)."
     )
     headline = (f"Cliff at {longest} tokens: LSTM {accuracy['lstm'][longest]:.1%}, RNN "
                 f"{accuracy['rnn'][longest]:.1%} (chance {chance:.1%}); RNN below 90% from "

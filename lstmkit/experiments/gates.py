@@ -85,12 +85,18 @@ def run(context: RunContext, out_dir) -> ExperimentResult:
     units = informative[forget_per_unit[informative].argsort(descending=True)][:TOP_UNITS].tolist()
 
     # Gate statistics for the chosen units, per story, over its own positions.
+    # |c_t - c_{t-1}|: how much the cell is rewritten at each step (the cell before step 0 is 0).
+    cell_change = (record.c - torch.cat([torch.zeros_like(record.c[:, :1]), record.c[:, :-1]], 1)).abs()
     forget_hold, input_at_mention, input_over_distractors = [], [], []
+    change_at_intro, change_over_distractors = [], []
     for b, story in enumerate(stories):
         distractors = slice(offsets[b] + story.probe_start - distance, offsets[b] + story.probe_start)
+        my_intro = slice(int(mention[b]), int(mention[b]) + 4)  # "dog named cliff ."
         forget_hold.append(record.f[b, distractors][:, units].mean())
         input_at_mention.append(record.i[b, mention[b], units].mean())
         input_over_distractors.append(record.i[b, distractors][:, units].mean())
+        change_at_intro.append(cell_change[b, my_intro][:, units].mean())
+        change_over_distractors.append(cell_change[b, distractors][:, units].mean())
     metrics = {
         "distance": distance,
         "units": units,
@@ -100,6 +106,8 @@ def run(context: RunContext, out_dir) -> ExperimentResult:
         "input_gate_at_my_pets_species": float(torch.stack(input_at_mention).mean()),
         "input_gate_over_distractors": float(torch.stack(input_over_distractors).mean()),
         "forget_gate_all_units_over_distractors": float(forget_per_unit.mean()),
+        "cell_change_at_my_pets_introduction": float(torch.stack(change_at_intro).mean()),
+        "cell_change_over_distractors": float(torch.stack(change_over_distractors).mean()),
     }
 
     shown = 0  # the first story: draw its words with the chosen units' gates
@@ -120,8 +128,10 @@ def run(context: RunContext, out_dir) -> ExperimentResult:
         f"{', '.join(f'{v:.2f}' for v in metrics['species_r2'])}). Their forget gate "
         f"averages {metrics['forget_gate_over_distractors']:.3f} over the distractors; their input "
         f"gate is {metrics['input_gate_at_my_pets_species']:.2f} at my pet's species word against "
-        f"{metrics['input_gate_over_distractors']:.2f} over the distractors. (All units together: "
-        f"forget gate {metrics['forget_gate_all_units_over_distractors']:.3f} over the distractors.)")
+        f"{metrics['input_gate_over_distractors']:.2f} over the distractors (all units: forget gate "
+        f"{metrics['forget_gate_all_units_over_distractors']:.3f}). Their cell state moves by "
+        f"{metrics['cell_change_at_my_pets_introduction']:.3f} per step over my pet's introduction and "
+        f"by {metrics['cell_change_over_distractors']:.3f} per step over the distractors.")
     return ExperimentResult(NAME, TITLE, metrics,
                             ["unit", "species R^2", "f over distractors", "i at my pet's species"], table_rows,
                             [figure], explanation, extra,

@@ -64,10 +64,11 @@ def gate_heatmap(path: Path, words: list[str], panels: dict[str, "object"], unit
                                                        * max(1, len(units)) / 3), sharex=True)
     axes = list(axes) if len(panels) > 1 else [axes]
     for ax, (label, values) in zip(axes, panels.items()):
-        signed = label.startswith("c")
+        signed = label.startswith("c")  # the cell state is unbounded: scale to its largest value
+        bound = max(1.0, float(abs(values).max())) if signed else 1.0
         image = ax.imshow(values, aspect="auto", interpolation="nearest",
                           cmap="RdBu_r" if signed else "viridis",
-                          vmin=-1 if signed else 0, vmax=1)
+                          vmin=-bound if signed else 0, vmax=bound)
         ax.set_yticks(range(len(units)))
         ax.set_yticklabels([f"unit {u}" for u in units], fontsize=6)
         ax.set_ylabel(label, fontsize=8)
