@@ -70,12 +70,13 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> gru_forward(const Tensor& xg_
     using T = scalar_t;
     T *hp = h.data_ptr<T>(), *hhp = hh.data_ptr<T>();
     const T* b = ptr<T>(b_hh);
+    const Tensor panels = maybe_panels(w_hh, B);
     for (int64_t s = 0; s < T_; ++s) {
       const int64_t t = reverse ? T_ - 1 - s : s, bt = active(sizes, t, B);
       T* hin_t = hin.data_ptr<T>() + t * B * H;
       std::memcpy(hin_t, hp, sizeof(T) * B * H);
       for (int64_t r = 0; r < bt && b; ++r) std::memcpy(hhp + r * GH, b, sizeof(T) * GH);   // (B, 3H) = b_hh
-      gemm_rows<T>(bt, GH, H, hin_t, H, w_hh.data_ptr<T>(), true, b ? T(1) : T(0), hhp, GH);
+      gemm_xwt<T>(bt, GH, H, hin_t, H, w_hh.data_ptr<T>(), panels, b ? T(1) : T(0), hhp, GH);
       const T* x_t = xg.data_ptr<T>() + t * B * GH;
       T *g_t = gates.data_ptr<T>() + t * B * GH, *y_t = y.data_ptr<T>() + t * B * H;
       T* hhn_t = hhn.data_ptr<T>() + t * B * H;
@@ -120,10 +121,10 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> gru_backward(const OptT& grad_y, cons
                               dx_t + r * GH, dhh_t + r * GH);
         }
       });
-      gemm_rows<T>(bt, H, GH, dhh_t, GH, w_hh.data_ptr<T>(), false, T(1), dhp, H);   // += dhh @ W_hh
+      gemm_xw<T>(bt, H, GH, dhh_t, GH, w_hh.data_ptr<T>(), T(1), dhp, H);   // += dhh @ W_hh
     }
   });
-  Tensor d_w_hh = dhh.reshape({T_ * B, GH}).t().mm(hin.reshape({T_ * B, H}));
+  Tensor d_w_hh = big_mm(dhh.reshape({T_ * B, GH}).t(), hin.reshape({T_ * B, H}));
   Tensor d_b_hh = has_b_hh ? dhh.sum({0, 1}) : none_like(gates);
   return {dx, dh, d_w_hh, d_b_hh};
 }
@@ -140,13 +141,14 @@ std::tuple<Tensor, Tensor, Tensor> rnn_forward(const Tensor& xg_, const Tensor& 
   AT_DISPATCH_FLOATING_TYPES(xg.scalar_type(), "rnn_forward", [&] {
     using T = scalar_t;
     T* hp = h.data_ptr<T>();
+    const Tensor panels = maybe_panels(w_hh, B);
     for (int64_t s = 0; s < T_; ++s) {
       const int64_t t = reverse ? T_ - 1 - s : s, bt = active(sizes, t, B);
       T *hin_t = hin.data_ptr<T>() + t * B * H, *y_t = y.data_ptr<T>() + t * B * H;
       const T* x_t = xg.data_ptr<T>() + t * B * H;
       std::memcpy(hin_t, hp, sizeof(T) * B * H);
       std::memcpy(y_t, x_t, sizeof(T) * bt * H);
-      gemm_rows<T>(bt, H, H, hin_t, H, w_hh.data_ptr<T>(), true, T(1), y_t, H);   // a = xg + h @ W_hh^T
+      gemm_xwt<T>(bt, H, H, hin_t, H, w_hh.data_ptr<T>(), panels, T(1), y_t, H);   // a = xg + h @ W_hh^T
       T* __restrict__ yp = y_t;
       if (relu) for (int64_t j = 0; j < bt * H; ++j) yp[j] = yp[j] > T(0) ? yp[j] : T(0);
       else for (int64_t j = 0; j < bt * H; ++j) yp[j] = tanh_(yp[j]);
@@ -176,10 +178,10 @@ std::tuple<Tensor, Tensor, Tensor> rnn_backward(const OptT& grad_y, const OptT& 
         const T d = dhp[j] + (gyp ? gyp[t * B * H + j] : T(0));
         da_t[j] = relu ? (y_t[j] > T(0) ? d : T(0)) : d * (T(1) - y_t[j] * y_t[j]);
       }
-      gemm_rows<T>(bt, H, H, da_t, H, w_hh.data_ptr<T>(), false, T(0), dhp, H);      // dh = da @ W_hh
+      gemm_xw<T>(bt, H, H, da_t, H, w_hh.data_ptr<T>(), T(0), dhp, H);      // dh = da @ W_hh
     }
   });
-  Tensor d_w_hh = da.reshape({T_ * B, H}).t().mm(hin.reshape({T_ * B, H}));
+  Tensor d_w_hh = big_mm(da.reshape({T_ * B, H}).t(), hin.reshape({T_ * B, H}));
   return {da, dh, d_w_hh};
 }
 

@@ -180,18 +180,18 @@ Bwd lstm_backward(const OptT& grad_y_, const OptT& grad_h_n, const OptT& grad_c_
       });
       // ∂L/∂h_{t-1} += (dA_hh @ W_hh) ⊙ mask
       if (h_mask) {
-        gemm_rows<T>(bt, P, GH, dAhh_t, GH, w_hh.data_ptr<T>(), false, T(0), dtmp.data_ptr<T>(), P);
+        gemm_xw<T>(bt, P, GH, dAhh_t, GH, w_hh.data_ptr<T>(), T(0), dtmp.data_ptr<T>(), P);
         const T* d = dtmp.data_ptr<T>();
         for (int64_t j = 0; j < bt * P; ++j) dhp[j] += d[j] * h_mask[j];
       } else {
-        gemm_rows<T>(bt, P, GH, dAhh_t, GH, w_hh.data_ptr<T>(), false, T(1), dhp, P);
+        gemm_xw<T>(bt, P, GH, dAhh_t, GH, w_hh.data_ptr<T>(), T(1), dhp, P);
       }
     }
   });
 
   // Weight gradients over all T·B rows at once.
-  Tensor d_w_hh = dAhh.reshape({T_ * B, GH}).t().mm(hin.reshape({T_ * B, P}));
-  Tensor d_w_hr = proj ? dhn_seq.reshape({T_ * B, P}).t().mm(hraw.reshape({T_ * B, H})) : none_like(gates);
+  Tensor d_w_hh = big_mm(dAhh.reshape({T_ * B, GH}).t(), hin.reshape({T_ * B, P}));
+  Tensor d_w_hr = proj ? big_mm(dhn_seq.reshape({T_ * B, P}).t(), hraw.reshape({T_ * B, H})) : none_like(gates);
   Tensor sums = part.defined() ? part.sum(0) : Tensor();   // (GH + 5H,)
   auto piece = [&](bool present, int64_t from, int64_t n) { return present ? sums.slice(0, from, from + n).clone() : none_like(gates); };
   Tensor d_ln_hh = piece(lnh, 0, GH), d_ln_c_w = piece(lnc, GH, H), d_ln_c_b = piece(lnc, GH + H, H);

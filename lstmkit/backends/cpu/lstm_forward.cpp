@@ -106,6 +106,7 @@ Fwd lstm_forward(const Tensor& xg_, const Tensor& h0, const Tensor& c0, const Te
     const T *w_ci = v.w_ci.defined() ? ptr<T>(v.w_ci) : zero, *w_cf = v.w_cf.defined() ? ptr<T>(v.w_cf) : zero;
     const T* w_co = v.w_co.defined() ? ptr<T>(v.w_co) : zero;
     const CellRow<T> cell = pick_cell_row<T>(G == 3, lnc, zoc);
+    const Tensor panels = maybe_panels(w_hh, B);                      // W_hh packed once for small batches
     const T *ln_hh = ptr<T>(v.ln_hh), *ln_c_w = ptr<T>(v.ln_c_w), *ln_c_b = ptr<T>(v.ln_c_b);
     const T *h_mask = ptr<T>(v.h_mask), *zh = ptr<T>(v.zh), *zc = ptr<T>(v.zc);
     T *hp = h.data_ptr<T>(), *cp = c.data_ptr<T>();
@@ -117,7 +118,7 @@ Fwd lstm_forward(const Tensor& xg_, const Tensor& h0, const Tensor& c0, const Te
       else std::memcpy(hin_t, hp, sizeof(T) * B * P);
       T* a_t = gates.data_ptr<T>() + t * B * GH;                        // (B, GH) preactivations -> gates
       T* hh_t = lnh ? hhraw.data_ptr<T>() + t * B * GH : a_t;          // where h @ W_hh^T lands
-      gemm_rows<T>(bt, GH, P, hin_t, P, w_hh.data_ptr<T>(), true, T(0), hh_t, GH);
+      gemm_xwt<T>(bt, GH, P, hin_t, P, w_hh.data_ptr<T>(), panels, T(0), hh_t, GH);
       const T* xg_t = xg.data_ptr<T>() + t * B * GH;
       T* cs_t = (packed ? cheld : cs).data_ptr<T>() + t * B * H;   // c_t, held rows included
       T* cout_t = cs.data_ptr<T>() + t * B * H;                       // the contract's c
