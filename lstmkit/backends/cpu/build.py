@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-SOURCES = ("lstm_forward.cpp", "lstm_backward.cpp", "gru_rnn.cpp", "step.cpp")
+SOURCES = ("lstm_forward.cpp", "lstm_backward.cpp", "gru_rnn.cpp", "step.cpp", "projection.cpp")
 HEADERS = ("cpu_math.h",)
 _HERE = Path(__file__).resolve().parent
 
