@@ -17,7 +17,10 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed for data and weights (default 0)")
     parser.add_argument("--quick", action="store_true",
                         help="tiny models and a few steps: a smoke test in seconds, not a result")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    # One thread by default: these models are small (hidden 64), so a second thread gains little,
+    # and on a shared machine two threads ran 2.5-5x slower than one (measured, LSTM H=64 B=64).
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default 1: fastest for these small models on a busy machine)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     cliff = parser.add_argument_group("Cliff stories (cliff, gradients, gates)")
     cliff.add_argument("--distances", metavar="D,D,...",
