@@ -17,9 +17,9 @@ import torch.nn.functional as F
 
 from lstmkit.errors import UsageError
 from lstmkit.experiments.common import (KINDS, ExperimentResult, RecurrentModel, RunContext,
-                                        make_optimizer, progress, seed_everything, train_step)
+                                        make_optimizer, progress, train_step)
 from lstmkit.experiments.plots import line_plot
-from lstmkit.experiments.stories import ALL_SPECIES, StoryConfig, Vocabulary, make_story
+from lstmkit.experiments.stories import StoryConfig, Vocabulary, make_story
 
 NAME = "cliff"
 TITLE = "Cliff: remembering across a distance"
@@ -167,7 +167,6 @@ def settings_for(context: RunContext) -> CliffSettings:
 def run(context: RunContext, out_dir) -> ExperimentResult:
     started = time.perf_counter()
     settings = settings_for(context)
-    seed_everything(context.seed)
     models = trained_models(context, settings)
     accuracy = {kind: evaluate(models[kind], settings, context.seed) for kind in KINDS}
     chance = settings.stories.chance

@@ -1,7 +1,6 @@
 """Plumbing shared by the experiments: models, seeding, progress bars, tables, the run context."""
 from __future__ import annotations
 
-import random
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -49,12 +48,6 @@ class RecurrentModel(nn.Module):
         return self.forward_embedded(self.embed(inputs))
 
 
-def seed_everything(seed: int) -> random.Random:
-    """Seed torch (weights, dropout) and return a Python RNG for data generation."""
-    torch.manual_seed(seed)
-    return random.Random(seed)
-
-
 def make_optimizer(model: nn.Module, lr: float) -> torch.optim.Optimizer:
     return torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
 
@@ -97,14 +90,15 @@ def progress(total: int, description: str, enabled: bool):
 
 def format_table(headers: list[str], rows: list[list[Any]]) -> str:
     """A plain aligned text table for the terminal."""
-    cells = [[str(h) for h in headers]] + [[_cell(v) for v in row] for row in rows]
+    cells = [[str(h) for h in headers]] + [[format_cell(v) for v in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     lines = ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
 
-def _cell(value: Any) -> str:
+def format_cell(value: Any) -> str:
+    """Floats with 3 decimals, tiny ones in scientific notation (gradient ratios reach 1e-64)."""
     if isinstance(value, float):
         return f"{value:.4g}" if abs(value) < 1e-3 and value != 0 else f"{value:.3f}"
     return str(value)

@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from lstmkit.experiments.common import ExperimentResult, _cell
+from lstmkit.experiments.common import ExperimentResult, format_cell
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 980px; margin: 2em auto; padding: 0 1em;
@@ -59,7 +59,7 @@ def write_metrics(out_dir: Path, run_info: dict, results: list[ExperimentResult]
 
 def _table_html(headers: list[str], rows: list[list[Any]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row) + "</tr>"
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(format_cell(v))}</td>" for v in row) + "</tr>"
                    for row in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
 
