@@ -21,6 +21,7 @@ from torch.nn.utils.rnn import PackedSequence
 from lstmkit import backends
 from lstmkit.backends import native
 from lstmkit.cells import LSTMVariant, init_lstm_parameters, lstm_parameter_shapes
+from lstmkit.errors import BackendUnavailable
 from lstmkit.sequence import Layout, from_time_major, states_in, states_out, to_time_major
 from lstmkit.validation import check_layer_input
 
@@ -103,6 +104,29 @@ class RecurrentLayers(nn.Module):
         if engine == "native":
             return self._forward_native(input, hx)
         return self._forward_recurrence(backends.recurrence_engine(engine), input, hx, recorder)
+
+    def step(self, x_t: Tensor, state=None):
+        """One time step: ``x_t`` (B, input_size) or (input_size,) -> ``(y_t, state)``.
+
+        The same as ``self(x_t[None], state)`` with the time dimension taken away again (whatever
+        ``batch_first`` is), so a loop of steps reproduces one call on the whole sequence. ``state``
+        is what ``forward`` takes and returns; pass the returned one back for the next step.
+        Generation and streaming call this in a loop: a unidirectional LSTM without structural
+        variants, run without gradients (``torch.no_grad()`` or ``inference_mode``), takes the cpu
+        engine's fused step (all layers in one C++ call, weights packed once and re-packed when they
+        change); anything else runs ``forward`` on a one-step sequence on the usual engine.
+        """
+        fast = self._fast_stepper(x_t, state)
+        if fast is not None:
+            self.last_backend = "cpu"
+            return fast(x_t, state)
+        time_dim = 1 if self.batch_first and x_t.dim() == 2 else 0
+        y, state = self(x_t.unsqueeze(time_dim), state)
+        return y.squeeze(time_dim), state
+
+    def _fast_stepper(self, x_t: Tensor, state):
+        """The cpu engine's stepper when it can run this step exactly, else None (see ``step``)."""
+        return None
 
     def _zero_states(self, batch: int, like: Tensor) -> list[Tensor]:
         rows = self.num_layers * self.num_directions
@@ -249,6 +273,49 @@ class LSTM(RecurrentLayers):
                               float(zoneout_c), float(zoneout_h), float(weight_drop))
         super().__init__("LSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, proj_size, device, dtype, backend=backend, variant=variant)
+
+    def _fast_stepper(self, x_t: Tensor, state):
+        if (self.backend not in ("auto", "cpu") or self._trace_recorder is not None
+                or x_t.device.type != "cpu" or x_t.dtype not in (torch.float32, torch.float64)
+                or (self.training and (self.dropout or self.variant.stochastic(True)))
+                or not self._plain_step_shapes(x_t, state)):
+            return None                          # forward runs it (and names what is wrong, if anything)
+        if torch.is_grad_enabled() and (x_t.requires_grad or any(p.requires_grad for p in self.parameters())
+                                        or (state is not None and any(s.requires_grad for s in state))):
+            return None                                       # the fused step has no backward
+        cache = self.__dict__.get("_step_cache")
+        if cache is None:
+            try:
+                from lstmkit.backends.cpu.step import LSTMStepper
+                cache = {"stepper": LSTMStepper(self), "key": None}
+            except (ImportError, BackendUnavailable):         # a variant, bidirectional, no compiler
+                cache = {"stepper": None, "key": None}
+            self.__dict__["_step_cache"] = cache
+        stepper = cache["stepper"]
+        if stepper is None:
+            return None
+        # in-place updates (optimizer steps, load_state_dict) bump _version; .to()/.double() move data
+        key = tuple((p.data_ptr(), p._version) for p in self.parameters())
+        if key != cache["key"]:
+            try:
+                stepper.refresh()
+            except BackendUnavailable:                    # moved to a device or dtype it does not serve
+                return None
+            cache["key"] = key
+        return stepper if stepper.dtype == x_t.dtype else None
+
+    def _plain_step_shapes(self, x_t: Tensor, state) -> bool:
+        """x_t (B, I) or (I,), and a state of the shapes and dtype forward would accept with it."""
+        if x_t.dim() not in (1, 2) or x_t.shape[-1] != self.input_size:
+            return False
+        if state is None:
+            return True
+        batch = (x_t.shape[0],) if x_t.dim() == 2 else ()
+        expected = [(self.num_layers, *batch, self.proj_size or self.hidden_size),
+                    (self.num_layers, *batch, self.hidden_size)]
+        return (isinstance(state, (tuple, list)) and len(state) == 2
+                and all(isinstance(s, Tensor) and tuple(s.shape) == e and s.dtype == x_t.dtype
+                        and s.device.type == "cpu" for s, e in zip(state, expected)))
 
     def _shapes(self, layer_input: int) -> dict[str, tuple[int, ...]]:
         return lstm_parameter_shapes(layer_input, self.hidden_size, self.proj_size, self.bias, self.variant)

@@ -113,18 +113,23 @@ def test_variant_parameters_have_torch_style_names_and_shapes():
     assert sorted(missing) == sorted(f"weight_c{g}_l0{s}" for g in "ifo" for s in ("", "_reverse"))
 
 
+FUSED = "cpu" if backends.why_not("cpu", lstmkit.LSTM(1, 1), False) is None else "reference"
+
+
 @pytest.mark.parametrize("kwargs,training,expected", [
     ({}, True, "native"),
     (dict(weight_drop=0.5), True, "native"),
-    (dict(recurrent_dropout=0.5), True, "reference"),
+    (dict(recurrent_dropout=0.5), True, FUSED),
     (dict(recurrent_dropout=0.5), False, "native"),
-    (dict(zoneout=0.1), False, "reference"),
-    (dict(layer_norm=True), False, "reference"),
+    (dict(zoneout=0.1), False, FUSED),
+    (dict(layer_norm=True), False, FUSED),
 ])
-def test_auto_picks_native_where_it_can(kwargs, training, expected):
+def test_auto_picks_native_then_the_cpu_engine_then_the_reference(kwargs, training, expected):
     model = lstmkit.LSTM(3, 4, **kwargs).train(training)
     model(torch.randn(5, 2, 3))
     assert model.last_backend == expected
+    if expected != "native":                              # a GPU model: the cpu engine cannot serve it
+        assert backends.why_not("cpu", model.to("meta"), training) is not None
 
 
 def test_recurrent_dropout_and_zoneout_only_act_in_training():

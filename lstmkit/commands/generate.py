@@ -52,8 +52,7 @@ def generate_tokens(model, prime_ids: torch.Tensor, length: int, temperature: fl
         for _ in range(length):
             token = sample_next(next_logits, temperature, top_k, generator)
             yield token
-            logits, state = model(torch.tensor([[token]]), state)  # (1, 1, V): one step, state kept
-            next_logits = logits[0, -1]
+            next_logits, state = model.step(token, state)  # (V,): one step, state kept
 
 
 def _check_args(args) -> None:

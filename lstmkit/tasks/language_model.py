@@ -77,6 +77,17 @@ class LanguageModel(nn.Module):
         return logits, state
 
 
+    def step(self, token: int, state=None):
+        """Scores (V,) of the token after ``token`` (what ``forward`` gives for one step: logits, or
+        log-probabilities with the adaptive softmax) and the new state: one ``LSTM.step`` (the cpu
+        engine's fused step under no_grad), for streaming generation."""
+        embedded = self.embedding(torch.tensor([token]))  # (1, E)
+        output, state = self.lstm.step(embedded, state)  # (1, H)
+        if self.softmax == "adaptive":
+            return self.head.log_prob(output)[0], state
+        return self.head(output)[0], state
+
+
 def model_from_config(config: dict) -> LanguageModel:
     return LanguageModel(config["vocab_size"], config["embed_size"], config["hidden_size"],
                          config["num_layers"], config.get("dropout", 0.0), config.get("tie_weights", False),

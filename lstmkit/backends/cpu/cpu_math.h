@@ -205,7 +205,23 @@ inline Tensor pack_panels(const Tensor& w) {
   return w.view({m / 16, 16, k}).transpose(1, 2).contiguous();   // (m/16, k, 16)
 }
 
-inline bool have_onednn_mm() { return at::native::mkldnn_matmul != nullptr && at::hasMKLDNN(); }
+// Whether torch's internal oneDNN matmul takes float32 on this CPU: some torch builds accept only
+// bfloat16/float16 there unless the CPU has AVX-512 (or AVX-NE-CONVERT), and throw otherwise. So it
+// is probed once, on a 2x2 product checked against at::mm; any failure means BLAS from then on.
+inline bool have_onednn_mm() {
+  static const bool usable = [] {
+    if (at::native::mkldnn_matmul == nullptr || !at::hasMKLDNN()) return false;
+    try {
+      const Tensor a = at::arange(4, at::kFloat).view({2, 2});
+      Tensor out = at::empty({2, 2}, a.options());
+      at::native::mkldnn_matmul(a, a, out, 0.0f, 1.0f);
+      return out.equal(a.mm(a));
+    } catch (const std::exception&) {
+      return false;
+    }
+  }();
+  return usable;
+}
 
 // out = beta·out + a @ b for float tensors through oneDNN (a, b may be strided views); false if not taken.
 inline bool onednn_mm(const Tensor& a, const Tensor& b, const Tensor& out, float beta) {
