@@ -11,16 +11,13 @@ and ETTh1 (target OT, horizon 24).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lm_shakespeare import run_measured, write_markdown  # noqa: E402
-
-from lstmkit.paths import data_root  # noqa: E402
+from task_runs import parse_task_args, run_measured, task_parser, write_markdown  # noqa: E402
 
 RUNS = {
     # Monthly, strong trend and multiplicative yearly season: model log values, correct the last season.
@@ -37,22 +34,10 @@ RUNS = {
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = task_parser(__doc__.splitlines()[0], "forecast")
     parser.add_argument("--only", choices=sorted(RUNS), action="append")
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", type=Path, default=Path("runs/benchmarks/forecast"),
-                        help="work folder: run folders (checkpoints) and logs; runs/ is not versioned")
-    parser.add_argument("--report-dir", type=Path, default=Path("benchmarks/results"),
-                        help="where NAME.json and NAME.md go")
-    args, extra = parser.parse_known_args()
-    extra = [a for a in extra if a != "--"]
-    root = data_root()
-    if root is None:
-        print("shared data not found: set LSTMKIT_DATA", file=sys.stderr)
-        return 2
-    args.out.mkdir(parents=True, exist_ok=True)
-    args.report_dir.mkdir(parents=True, exist_ok=True)
+    args, extra, root = parse_task_args(parser)
     seeds = [int(s) for s in args.seeds.split(",")]
     report, rows = {}, []
     for name in args.only or sorted(RUNS):

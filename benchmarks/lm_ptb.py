@@ -10,16 +10,13 @@ Target (issue 5): test perplexity <= 120 (Zaremba et al. 2014 small model: 115).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lm_shakespeare import run_measured, write_markdown  # noqa: E402
-
-from lstmkit.paths import data_root  # noqa: E402
+from task_runs import parse_task_args, run_measured, task_parser, write_markdown  # noqa: E402
 
 FLAGS = ["--level", "word", "--embed-size", "200", "--hidden-size", "200", "--num-layers", "2",
          "--dropout", "0.1", "--softmax", "adaptive", "--cutoffs", "2000,6000", "--batch-size", "32",
@@ -28,21 +25,9 @@ FLAGS = ["--level", "word", "--embed-size", "200", "--hidden-size", "200", "--nu
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = task_parser(__doc__.splitlines()[0], "lm_ptb")
     parser.add_argument("--max-minutes", type=float, default=60.0)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", type=Path, default=Path("runs/benchmarks/lm_ptb"),
-                        help="work folder: run folders (checkpoints) and logs; runs/ is not versioned")
-    parser.add_argument("--report-dir", type=Path, default=Path("benchmarks/results"),
-                        help="where NAME.json and NAME.md go")
-    args, extra = parser.parse_known_args()
-    extra = [a for a in extra if a != "--"]
-    root = data_root()
-    if root is None:
-        print("shared data not found: set LSTMKIT_DATA", file=sys.stderr)
-        return 2
-    args.out.mkdir(parents=True, exist_ok=True)
-    args.report_dir.mkdir(parents=True, exist_ok=True)
+    args, extra, root = parse_task_args(parser)
     run_dir = args.out / "run"
     ptb = root / "ptb"
     argv = ["train", "lm", "--text", str(ptb / "ptb.train.txt"), "--valid-text", str(ptb / "ptb.valid.txt"),

@@ -8,65 +8,28 @@ machines are shared: under load, wall time says little), the validation curve (n
 minutes), and a 500-character sample from "ROMEO:". Writes OUT.json and OUT.md.
 Target (issue 5): validation loss <= 1.55 nats/char within 30 minutes on CPU.
 
-The other benchmarks of issue 5 import `run_measured` and `write_markdown` from here.
+The harness (measured subprocess, command line, markdown table) is task_runs.py, shared with the
+other task benchmarks.
 """
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import resource
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from lstmkit.paths import data_root
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from task_runs import parse_task_args, run_measured, task_parser, write_markdown  # noqa: E402
 
 FLAGS = ["--level", "char", "--embed-size", "64", "--hidden-size", "256", "--num-layers", "2",
          "--batch-size", "64", "--bptt", "100", "--lr", "3e-3", "--chunks-per-epoch", "40",
          "--epochs", "1000", "--lr-schedule", "plateau", "--lr-step", "2"]
 
 
-def run_measured(argv: list[str], log_path: Path, threads: int) -> dict:
-    """Run `python -m lstmkit.cli ARGV` with THREADS intra-op threads; wall/CPU time and load average."""
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
-    load_before, usage_before = os.getloadavg(), resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    with open(log_path, "w") as log:
-        status = subprocess.run([sys.executable, "-m", "lstmkit.cli", *argv], stdout=log,
-                                stderr=subprocess.STDOUT, env=env).returncode
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return {"status": status, "wall_minutes": round((time.perf_counter() - started) / 60, 2),
-            "cpu_minutes": round((usage.ru_utime + usage.ru_stime - usage_before.ru_utime
-                                  - usage_before.ru_stime) / 60, 2),
-            "load_before": [round(x, 1) for x in load_before],
-            "load_after": [round(x, 1) for x in os.getloadavg()], "threads": threads,
-            "command": "lstmkit " + " ".join(argv), "log": str(log_path)}
-
-
-def write_markdown(path: Path, title: str, header: list[str], rows: list[list], notes: list[str]) -> None:
-    lines = [f"# {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
-    path.write_text("\n".join(lines + [""] + notes) + "\n")
-
-
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = task_parser(__doc__.splitlines()[0], "lm_shakespeare")
     parser.add_argument("--max-minutes", type=float, default=30.0)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", type=Path, default=Path("runs/benchmarks/lm_shakespeare"),
-                        help="work folder: run folders (checkpoints) and logs; runs/ is not versioned")
-    parser.add_argument("--report-dir", type=Path, default=Path("benchmarks/results"),
-                        help="where NAME.json and NAME.md go")
-    args, extra = parser.parse_known_args()
-    extra = [a for a in extra if a != "--"]
-    root = data_root()
-    if root is None:
-        print("shared data not found: set LSTMKIT_DATA", file=sys.stderr)
-        return 2
-    args.out.mkdir(parents=True, exist_ok=True)
-    args.report_dir.mkdir(parents=True, exist_ok=True)
+    args, extra, root = parse_task_args(parser)
     run_dir = args.out / "run"
     argv = ["train", "lm", "--text", str(root / "tinyshakespeare" / "input.txt"), *FLAGS, *extra,
             "--max-minutes", str(args.max_minutes), "--out", str(run_dir), "--overwrite", "--no-progress",

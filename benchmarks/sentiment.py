@@ -3,9 +3,10 @@
     python benchmarks/sentiment.py [--only amazon|sst2] [--out benchmarks/results/sentiment]
                                    [--threads 1] [-- extra flags for every run]
 
-Each run is a subprocess of the real CLI (`python -m lstmkit.cli train sentiment ...`); this
-script measures its wall time and CPU time, the machine's load average before and after (the
-machines are shared: a loaded machine makes wall time meaningless, CPU time less so), and collects
+Each run is a subprocess of the real CLI (`python -m lstmkit.cli train sentiment ...`), run by
+`measure` from task_runs.py (the harness shared with the other task benchmarks): this script
+records its wall time and CPU time, the machine's load average before and after (the machines
+are shared: a loaded machine makes wall time meaningless, CPU time less so), and collects
 the run's report.json (test accuracy / F1 of the LSTM and of the bag-of-words baseline fitted on
 the same training split). Writes OUT.json and OUT.md.
 
@@ -18,15 +19,15 @@ import argparse
 import json
 import os
 import platform
-import resource
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
 
-from lstmkit.paths import data_root
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from task_runs import measure  # noqa: E402
+
+from lstmkit.paths import data_root  # noqa: E402
 
 # The settings we recommend per data set (chosen on the validation split, see docs/training.md).
 RUNS = {
@@ -48,21 +49,14 @@ RUNS = {
 def run_one(name: str, spec: dict, root: Path, out_dir: Path, threads: int, extra: list[str]) -> dict:
     data = [str(root / a) if i % 2 else a for i, a in enumerate(spec["data"])]
     run_dir = out_dir / f"run-{name}"
-    argv = [sys.executable, "-m", "lstmkit.cli", "train", "sentiment", *data, *spec["flags"], *extra,
+    argv = ["train", "sentiment", *data, *spec["flags"], *extra,
             "--out", str(run_dir), "--overwrite", "--no-progress", "--device", "cpu"]
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    load_before = os.getloadavg()
-    usage_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
     log_path = out_dir / f"{name}.log"
-    with open(log_path, "w") as log:
-        status = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, env=env).returncode
-    wall = time.perf_counter() - started
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (usage.ru_utime - usage_before.ru_utime) + (usage.ru_stime - usage_before.ru_stime)
-    result = {"name": name, "command": " ".join(argv[1:]), "status": status,
-              "wall_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1),
-              "load_average_before": load_before, "load_average_after": os.getloadavg(),
+    m = measure(argv, log_path, threads, unbuffered=False)
+    status = m["status"]
+    result = {"name": name, "command": " ".join(["-m", "lstmkit.cli", *argv]), "status": status,
+              "wall_seconds": round(m["wall_seconds"], 1), "cpu_seconds": round(m["cpu_seconds"], 1),
+              "load_average_before": m["load_before"], "load_average_after": m["load_after"],
               "log": str(log_path), "targets": spec["targets"]}
     report_file = run_dir / "report.json"
     if status == 0 and report_file.is_file():

@@ -11,15 +11,12 @@ Target (issue 5): row by row (28 steps of 28 pixels), test accuracy >= 98 %. Pix
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lm_shakespeare import run_measured, write_markdown  # noqa: E402
-
-from lstmkit.paths import data_root  # noqa: E402
+from task_runs import parse_task_args, run_measured, task_parser, write_markdown  # noqa: E402
 
 FLAGS = {
     "rows": ["--hidden-size", "128", "--epochs", "6", "--batch-size", "128", "--lr", "2e-3"],
@@ -29,21 +26,9 @@ FLAGS = {
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = task_parser(__doc__.splitlines()[0], "seqmnist")
     parser.add_argument("--modes", default="rows")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", type=Path, default=Path("runs/benchmarks/seqmnist"),
-                        help="work folder: run folders (checkpoints) and logs; runs/ is not versioned")
-    parser.add_argument("--report-dir", type=Path, default=Path("benchmarks/results"),
-                        help="where NAME.json and NAME.md go")
-    args, extra = parser.parse_known_args()
-    extra = [a for a in extra if a != "--"]
-    root = data_root()
-    if root is None:
-        print("shared data not found: set LSTMKIT_DATA", file=sys.stderr)
-        return 2
-    args.out.mkdir(parents=True, exist_ok=True)
-    args.report_dir.mkdir(parents=True, exist_ok=True)
+    args, extra, root = parse_task_args(parser)
     report, rows = {}, []
     for mode in args.modes.split(","):
         run_dir = args.out / mode
