@@ -153,6 +153,15 @@ def resolve_checkpoint_dir(directory: str | os.PathLike) -> Path | None:
     return None
 
 
+def run_or_checkpoint_dir(directory: str | os.PathLike) -> Path:
+    """What a user means by ``--model DIR``: DIR when it is a checkpoint, else its run's ``best/``
+    (when there is one), else DIR itself, so that loading it names DIR in its message."""
+    path = Path(directory)
+    if resolve_checkpoint_dir(path) is None and resolve_checkpoint_dir(path / "best") is not None:
+        return path / "best"
+    return path
+
+
 def read_config(directory: str | os.PathLike) -> dict:
     """config.json of a checkpoint, validated (format, version); raises UsageError if unusable."""
     path = resolve_checkpoint_dir(directory)

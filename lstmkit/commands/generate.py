@@ -79,23 +79,13 @@ def _prime_ids(prime: str | None, vocab) -> torch.Tensor:
     return vocab.encode([EOS] + tokens, what="--prime")  # a sentence start, as after a line in training
 
 
-def _checkpoint_dir(directory: str) -> Path:
-    """A run folder's best/ checkpoint, or the directory itself when it is a checkpoint."""
-    from lstmkit.checkpoint import resolve_checkpoint_dir
-
-    path = Path(directory)
-    if resolve_checkpoint_dir(path) is None and resolve_checkpoint_dir(path / "best") is not None:
-        return path / "best"
-    return path
-
-
 def main(args) -> int:
-    from lstmkit.checkpoint import load_checkpoint
+    from lstmkit.checkpoint import load_checkpoint, run_or_checkpoint_dir
     from lstmkit.data.corpus import EOS, TokenVocabulary
     from lstmkit.tasks.language_model import NAME, model_from_config
 
     _check_args(args)
-    checkpoint = load_checkpoint(_checkpoint_dir(args.model), task=NAME)
+    checkpoint = load_checkpoint(run_or_checkpoint_dir(args.model), task=NAME)
     vocab = TokenVocabulary.from_dict(checkpoint.extras["vocab"])
     model = model_from_config(checkpoint.model_config)
     model.load_state_dict(checkpoint.state_dict)

@@ -250,20 +250,10 @@ def build_forecaster(config: dict) -> Forecaster:
                       config["dropout"], config.get("baseline", "last"), config["season"])
 
 
-def best_checkpoint_dir(directory) -> Path:
-    """A run folder's best/ checkpoint, or the directory itself when it is a checkpoint."""
-    from lstmkit.checkpoint import resolve_checkpoint_dir
-
-    directory = Path(directory)
-    if resolve_checkpoint_dir(directory) is None and resolve_checkpoint_dir(directory / "best") is not None:
-        return directory / "best"
-    return directory
-
-
 def load_forecaster(directory):
-    from lstmkit.checkpoint import load_checkpoint
+    from lstmkit.checkpoint import load_checkpoint, run_or_checkpoint_dir
 
-    checkpoint = load_checkpoint(best_checkpoint_dir(directory), task=NAME)
+    checkpoint = load_checkpoint(run_or_checkpoint_dir(directory), task=NAME)
     config = checkpoint.model_config
     model = build_forecaster(config)
     model.load_state_dict(checkpoint.state_dict)

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from lstmkit import train
-from lstmkit.checkpoint import load_checkpoint, resolve_checkpoint_dir
+from lstmkit.checkpoint import load_checkpoint, run_or_checkpoint_dir
 from lstmkit.data.batching import make_batches, truncate
 from lstmkit.data.readers import FORMATS, Example, read_examples, read_texts
 from lstmkit.data.text import LabelSet, Vocabulary, tokenize
@@ -239,9 +239,7 @@ def add_predict_args(parser) -> None:
 
 def load_model(directory: Path, device: torch.device):
     """(model, vocabulary, labels, model_config) from a run folder or a checkpoint folder."""
-    if resolve_checkpoint_dir(directory / "best") is not None:
-        directory = directory / "best"
-    ckpt = load_checkpoint(directory, task=NAME)
+    ckpt = load_checkpoint(run_or_checkpoint_dir(directory), task=NAME)
     model = SentimentClassifier(**ckpt.model_config["architecture"])
     model.load_state_dict(ckpt.state_dict)
     return (model.to(device).eval(), Vocabulary.from_json(ckpt.extras["vocab"]),
