@@ -8,7 +8,6 @@ top-k tokens; a seeded generator makes a sample repeatable.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import torch
 

@@ -76,12 +76,11 @@ class LanguageModel(nn.Module):
             return nn.functional.cross_entropy(logits.reshape(-1, self.vocab_size), targets.reshape(-1)), state
         return logits, state
 
-
     def step(self, token: int, state=None):
         """Scores (V,) of the token after ``token`` (what ``forward`` gives for one step: logits, or
         log-probabilities with the adaptive softmax) and the new state: one ``LSTM.step`` (the cpu
         engine's fused step under no_grad), for streaming generation."""
-        embedded = self.embedding(torch.tensor([token]))  # (1, E)
+        embedded = self.embedding(torch.tensor([token], device=self.embedding.weight.device))  # (1, E)
         output, state = self.lstm.step(embedded, state)  # (1, H)
         if self.softmax == "adaptive":
             return self.head.log_prob(output)[0], state

@@ -55,7 +55,7 @@ class _GRURecurrence(torch.autograd.Function):
         hp_all = new_buffer(plan, (steps, batch, rows), xg)          # (T, B, 3H) h @ w_hh.T + b_hh
         w_hh_t = w_hh.t()                                            # (H, 3H)
         # per-step views made once: indexing inside the loop costs more than the small ops
-        h_at, hp_at, x_at = hs.unbind(0), hp_all.unbind(0), xg.unbind(0)
+        h_at, hp_at = hs.unbind(0), hp_all.unbind(0)
         rz_at, x_rz_at, x_n_at = gates[..., :2 * hidden].unbind(0), xg[..., :2 * hidden].unbind(0), \
             xg[..., 2 * hidden:].unbind(0)
         hp_rz_at, hp_n_at = hp_all[..., :2 * hidden].unbind(0), hp_all[..., 2 * hidden:].unbind(0)

@@ -83,7 +83,7 @@ class _LSTMRecurrence(torch.autograd.Function):
     def forward(ctx, xg, h0, c0, w_hh, w_hr, w_ci, w_cf, w_co, ln_hh, ln_c_w, ln_c_b,
                 h_mask, zh, zc, plan: StepPlan, eps: float):
         steps, batch, rows = xg.shape
-        hidden, out = c0.shape[-1], h0.shape[-1]
+        hidden = c0.shape[-1]
         n_gates = rows // hidden
         coupled = n_gates == 3
         hs = state_buffer(h0, steps)                                  # (T+1, B, P) h each step reads
