@@ -107,6 +107,51 @@ def test_predict_refuses_other_task_and_version(trained, tmp_path, capsys):
     assert "format version 2" in capsys.readouterr().err
 
 
+def test_pretraining_lowers_lm_loss_and_classifier_starts_from_it(tmp_path, monkeypatch, capsys):
+    """--pretrain-epochs: the LM loss falls, the classifier's fit starts from the pretrained
+    embedding and LSTM (the very weights the LM ended with), its head is untouched by
+    pretraining, and the checkpoint stays a plain classifier that predict loads."""
+    import torch
+    from lstmkit import train as train_loop
+    from lstmkit.tasks import sentiment
+
+    train_file = write_fasttext(tmp_path / "train.ft.txt", 120, seed=4)
+    real_fit, seen = train_loop.fit, {}
+
+    def spying_fit(spec, config):
+        if spec.task == "sentiment":  # the classifier's fit: what does it start from?
+            seen["start"] = {k: v.clone() for k, v in spec.model.state_dict().items()}
+        else:
+            seen["init"] = {k: v.clone() for k, v in spec.model.classifier.state_dict().items()}
+        result = real_fit(spec, config)
+        if spec.task != "sentiment":
+            seen["pretrained"] = {k: v.clone() for k, v in
+                                  result.model.classifier.state_dict().items()}
+        return result
+
+    monkeypatch.setattr(sentiment.train, "fit", spying_fit)
+    out = tmp_path / "run"
+    assert main(["train", "sentiment", "--train", str(train_file), "--out", str(out),
+                 "--epochs", "1", "--batch-size", "16", "--embedding-dim", "12", "--hidden-size", "8",
+                 "--min-freq", "1", "--pretrain-epochs", "3", "--pretrain-lr", "0.02",
+                 "--no-progress", "--no-baseline"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    pre = report["pretraining"]
+    assert pre["valid_loss_after"] < pre["valid_loss_before"] - 0.3
+    assert pre["train_loss"][-1] < pre["train_loss"][0]
+    assert report["train_seconds"] >= pre["seconds"] and "LM-pretrained" in report["model"]
+    init, pretrained, start = seen["init"], seen["pretrained"], seen["start"]
+    assert set(start) == set(pretrained)  # LM heads are not part of the classifier
+    for name in start:
+        assert torch.equal(start[name], pretrained[name]), name
+    assert not torch.allclose(pretrained["embedding.weight"], init["embedding.weight"])
+    assert any(not torch.allclose(pretrained[k], init[k]) for k in init if k.startswith("lstm."))
+    assert torch.equal(pretrained["head.weight"], init["head.weight"])
+    capsys.readouterr()
+    assert main(["predict", "sentiment", "--model", str(out), "good item"]) == 0
+    assert capsys.readouterr().out.split("\t")[0] in {"1", "2"}
+
+
 def test_amazon_reader_on_shared_data(shared_data):
     from lstmkit.data.readers import read_examples
     examples = read_examples(shared_data / "amazon_reviews" / "test.ft.txt.bz2").examples

@@ -9,11 +9,15 @@ batches; embedding -> (bi)LSTM -> pooling -> linear (lstmkit.tasks.sentiment_mod
 accuracy and F1 on the test set beside a bag-of-words logistic regression fitted on the same
 training examples (lstmkit.baselines). Without --valid, a seeded tenth of --train is held out for
 validation (early stopping, best checkpoint); the test set is only used for the final report.
+With --pretrain-epochs N the embedding and LSTM are first trained as a language model on the
+training texts (Dai & Le 2015; see pretrain_language_model) and the classifier starts from them.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +30,8 @@ from lstmkit.data.batching import make_batches, truncate
 from lstmkit.data.readers import FORMATS, Example, read_examples, read_texts
 from lstmkit.data.text import LabelSet, Vocabulary, tokenize
 from lstmkit.errors import UsageError
-from lstmkit.tasks.sentiment_model import POOLINGS, SentimentClassifier, classification_metrics
+from lstmkit.tasks.sentiment_model import (POOLINGS, PretrainingLM, SentimentClassifier,
+                                           classification_metrics)
 
 NAME = "sentiment"
 HELP = "classify texts (e.g. reviews as positive/negative) with an embedding + (bi)LSTM model"
@@ -67,6 +72,14 @@ def add_train_args(parser) -> None:
                             "(LSTM + n-grams); e.g. 1048576; 0 = LSTM only (default)")
     model.add_argument("--ngram-weight-decay", type=float, default=0.0,
                        help="decoupled weight decay on the n-gram weights")
+    pre = parser.add_argument_group("language-model pretraining (Dai & Le 2015; ULMFiT)")
+    pre.add_argument("--pretrain-epochs", type=int, default=0,
+                     help="first train the embedding and LSTM as a (bidirectional) language model "
+                          "on the --train texts (labels unused) for this many epochs, then the "
+                          "classifier from those weights; 0 = off (default)")
+    pre.add_argument("--pretrain-lr", type=float, default=None, help="default: --lr")
+    pre.add_argument("--pretrain-dropout", type=float, default=0.1,
+                     help="dropout on the LSTM outputs during pretraining")
     parser.add_argument("--no-baseline", dest="baseline", action="store_false",
                         help="skip the bag-of-words logistic-regression baseline")
     train.add_training_args(parser, epochs=8, lr=2e-3, batch_size=32, clip=5.0, patience=3)
@@ -142,6 +155,40 @@ def _optimizer(model, config, ngram_weight_decay: float) -> torch.optim.Optimize
     return torch.optim.AdamW(groups, lr=config.lr)  # decoupled decay: a shrink per step
 
 
+def _lm_step(model, batch, state):
+    return train.StepOutput(model(batch.ids, batch.lengths), size=int(batch.lengths.sum()))
+
+
+def pretrain_language_model(model: SentimentClassifier, train_sequences, valid_sequences,
+                            config: train.TrainConfig, epochs: int, lr: float | None,
+                            dropout: float) -> dict:
+    """Train `model`'s embedding and LSTM in place as a language model on the texts (no labels);
+    keeps the epoch with the lowest validation loss. Returns losses and wall time for the report."""
+    started = time.perf_counter()
+    lm = PretrainingLM(model, dropout)
+    valid_batches = make_batches(valid_sequences, None, 256)
+    device = train.select_device(config.device)
+    before = train.evaluate_batches(lm.to(device), valid_batches, _lm_step, device)["loss"]
+
+    def batches(epoch):  # its own shuffles, apart from the classifier's
+        generator = train.epoch_generator(config.seed + 104729, epoch)
+        return make_batches(train_sequences, None, config.batch_size, shuffle=True,
+                            generator=generator)
+
+    pre_config = dataclasses.replace(config, out=None, epochs=epochs, lr=lr or config.lr,
+                                     patience=None, resume=False, lr_schedule="constant",
+                                     warmup_steps=0)
+    print(f"pretraining the embedding and LSTM as a language model for {epochs} epoch(s); "
+          f"valid loss {before:.4f} nats/word", file=sys.stderr)
+    result = train.fit(train.TrainSpec(task=NAME + "-lm", model=lm, model_config={},
+                                       train_batches=batches, step=_lm_step,
+                                       valid_batches=valid_batches), pre_config)
+    return {"epochs": epochs, "valid_loss_before": before,
+            "valid_loss_after": result.best_metrics["loss"], "best_epoch": result.best_epoch,
+            "train_loss": [round(r["train_loss"], 4) for r in result.history],
+            "seconds": round(time.perf_counter() - started, 1)}
+
+
 def train_main(args) -> int:
     config = train.config_from_args(args)
     device = train.setup(config)
@@ -169,6 +216,14 @@ def train_main(args) -> int:
     model_config = {"architecture": architecture, "max_len": args.max_len,
                     "lowercase": args.lowercase, "tokenizer": "lstmkit.data.text.tokenize"}
     valid_batches = make_batches(valid_data.sequences, valid_data.labels, 256)
+    if args.pretrain_epochs < 0:
+        raise UsageError(f"--pretrain-epochs must be >= 0, got {args.pretrain_epochs}")
+    pretraining = None
+    if args.pretrain_epochs and not config.resume:  # resuming restores the fine-tuned weights
+        pretraining = pretrain_language_model(model, train_data.sequences, valid_data.sequences,
+                                              config, args.pretrain_epochs, args.pretrain_lr,
+                                              args.pretrain_dropout)
+        model.cpu()
 
     def train_batches(epoch):
         generator = train.epoch_generator(config.seed, epoch)
@@ -189,11 +244,15 @@ def train_main(args) -> int:
         make_optimizer=lambda model, config: _optimizer(model, config, args.ngram_weight_decay),
         extras={"vocab": vocab.to_json(), "labels": labels.to_json()}), config)
 
-    kind = ("BiLSTM" if args.bidirectional else "LSTM") + (" + n-grams" if args.ngram_buckets else "")
+    kind = (("BiLSTM" if args.bidirectional else "LSTM") + (" + n-grams" if args.ngram_buckets else "")
+            + (" (LM-pretrained)" if pretraining else ""))
     report = {"model": kind, "train_examples": len(train_examples), "valid_examples": len(valid_examples),
               "vocab_size": len(vocab), "labels": labels.names, "best_epoch": result.best_epoch,
               "epochs_run": result.epochs_run, "valid": result.best_metrics,
               "train_seconds": round(sum(r["seconds"] for r in result.history), 1)}
+    if pretraining is not None:  # its whole wall time counts as training time
+        report["pretraining"] = pretraining
+        report["train_seconds"] = round(report["train_seconds"] + pretraining["seconds"], 1)
     if test_data is not None:
         test_batches = make_batches(test_data.sequences, test_data.labels, 256)
         report["test"] = _scores(predict_logits(result.model, test_batches, device),

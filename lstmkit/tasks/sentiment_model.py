@@ -12,6 +12,13 @@ to the logits, trained jointly (fastText's idea, "wide and deep"). On a few thou
 a linear n-gram model is hard to beat; the LSTM then learns what the bag misses (order, negation
 scope) instead of relearning word polarity from scratch. The report names such a model
 "LSTM + n-grams", not "LSTM".
+
+Optional pretraining (`PretrainingLM`, semi-supervised sequence learning: Dai & Le 2015, ULMFiT):
+the classifier's own embedding and LSTM first learn to predict the words of the training texts
+(labels unused), the forward direction the next word and the backward direction the previous one
+(each direction only reads its own side, so nothing leaks); the classifier then starts from those
+weights. The output layers of the language model are dropped afterwards: checkpoints hold the
+classifier only.
 """
 from __future__ import annotations
 
@@ -59,11 +66,16 @@ class SentimentClassifier(nn.Module):
         summed = (self.ngrams(buckets) * mask[:, :, None]).sum(dim=1)  # (B, C)
         return summed / mask.sum(dim=1, keepdim=True).clamp(min=1).sqrt()
 
-    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """ids (B, T) right-padded, lengths (B,) -> logits (B, C)."""
+    def encode(self, ids: torch.Tensor, lengths: torch.Tensor):
+        """The packed LSTM over the (dropped-out) embeddings: (output PackedSequence, h_n)."""
         x = self.embedding_dropout(self.embedding(ids))  # (B, T, E)
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         out, (h_n, _) = self.lstm(packed)
+        return out, h_n
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """ids (B, T) right-padded, lengths (B,) -> logits (B, C)."""
+        out, h_n = self.encode(ids, lengths)
         if self.pooling == "last":
             # h_n (layers*dirs, B, H): the top layer's final forward (and backward) states.
             dirs = 2 if self.lstm.bidirectional else 1
@@ -82,6 +94,54 @@ class SentimentClassifier(nn.Module):
         if self.ngrams is not None:
             logits = logits + self.ngram_logits(ids, lengths)
         return logits
+
+
+def lm_cutoffs(vocab_size: int) -> list[int]:
+    """Adaptive-softmax clusters for a frequency-sorted vocabulary (frequent words first)."""
+    return [c for c in (500, 3000) if c < vocab_size - 1]
+
+
+class PretrainingLM(nn.Module):
+    """A language model around a SentimentClassifier's embedding and LSTM (shared, not copied).
+
+    ids (B, T), lengths (B,) -> mean nats per predicted word. The forward direction's output at t
+    predicts word t+1, the backward direction's output at t predicts word t-1 (one adaptive
+    softmax per direction: Grave et al. 2017, cheap on a 20k-word vocabulary).
+    """
+
+    def __init__(self, classifier: SentimentClassifier, dropout: float = 0.1):
+        super().__init__()
+        self.classifier = classifier
+        lstm = classifier.lstm
+        self.directions = 2 if lstm.bidirectional else 1
+        vocab_size = classifier.embedding.num_embeddings
+        self.hidden_size = lstm.proj_size or lstm.hidden_size
+        self.dropout = nn.Dropout(dropout)
+        cutoffs = lm_cutoffs(vocab_size)  # none for a small vocabulary: a full softmax
+        self.heads = nn.ModuleList(
+            nn.AdaptiveLogSoftmaxWithLoss(self.hidden_size, vocab_size, cutoffs, div_value=4.0)
+            if cutoffs else nn.Linear(self.hidden_size, vocab_size) for _ in range(self.directions))
+
+    def _loss(self, head: nn.Module, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        if isinstance(head, nn.Linear):
+            return nn.functional.cross_entropy(head(hidden), targets)
+        return head(hidden, targets).loss
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        out, _ = self.classifier.encode(ids, lengths)
+        y, _ = pad_packed_sequence(out, batch_first=True)  # (B, T', dirs*H), T' = max length
+        y = self.dropout(y)
+        ids = ids[:, :y.shape[1]]
+        lengths = lengths.to(y.device)
+        # Pairs (t, t+1) inside each text: forward predicts t+1 from t, backward t from t+1.
+        pairs = (torch.arange(1, y.shape[1], device=y.device)[None, :] < lengths[:, None])  # (B, T'-1)
+        if not bool(pairs.any()):  # only one-word texts: nothing to predict
+            return y.sum() * 0.0
+        H = self.hidden_size
+        losses = [self._loss(self.heads[0], y[:, :-1, :H][pairs], ids[:, 1:][pairs])]
+        if self.directions == 2:
+            losses.append(self._loss(self.heads[1], y[:, 1:, H:][pairs], ids[:, :-1][pairs]))
+        return sum(losses) / len(losses)
 
 
 def accuracy(predicted: torch.Tensor, target: torch.Tensor) -> float:
