@@ -99,7 +99,7 @@ class RecurrentLayers(nn.Module):
     def forward(self, input: Tensor | PackedSequence, hx=None):
         check_layer_input(self, input, hx)
         recorder = self._trace_recorder
-        engine = backends.select(self, self.training, recorder is not None)
+        engine = backends.select(self, self.training, recorder is not None, isinstance(input, PackedSequence))
         self.last_backend = engine
         if engine == "native":
             return self._forward_native(input, hx)
