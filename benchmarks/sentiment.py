@@ -1,6 +1,8 @@
 """Quality runs of `lstmkit train sentiment` on the shared data sets (never part of the tests).
 
-    python benchmarks/sentiment.py [--only amazon|sst2] [--out benchmarks/results/sentiment]
+    python benchmarks/sentiment.py [--only amazon|sst2] [--out PREFIX]
+    (PREFIX: benchmarks/results/sentiment-NAMES, e.g. sentiment-amazon, so a run of one data set
+    never overwrites the report of another)
                                    [--threads 1] [-- extra flags for every run]
 
 Each run is a subprocess of the real CLI (`python -m lstmkit.cli train sentiment ...`), run by
@@ -103,10 +105,12 @@ def markdown(results: list[dict], machine: dict) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=sorted(RUNS), action="append")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/sentiment"))
+    parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("extra", nargs="*", help="flags added to every run (after --)")
     args = parser.parse_args()
+    if args.out is None:
+        args.out = Path("benchmarks/results/sentiment-" + "-".join(sorted(set(args.only or RUNS))))
     root = data_root()
     if root is None:
         print("shared data not found: set LSTMKIT_DATA or place it at ../shared/data", file=sys.stderr)
