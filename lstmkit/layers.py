@@ -99,7 +99,8 @@ class RecurrentLayers(nn.Module):
     def forward(self, input: Tensor | PackedSequence, hx=None):
         check_layer_input(self, input, hx)
         recorder = self._trace_recorder
-        engine = backends.select(self, self.training, recorder is not None, isinstance(input, PackedSequence))
+        engine = backends.select(self, self.training, tracing=recorder is not None,
+                                 packed=isinstance(input, PackedSequence))
         self.last_backend = engine
         if engine == "native":
             return self._forward_native(input, hx)

@@ -95,5 +95,5 @@ def available() -> dict[str, str]:
     return status
 
 
-__all__ = ["BACKENDS", "AUTO_ORDER", "PACKED_AUTO_ORDER", "select", "why_not", "available", "recurrence_engine",
-           "check_name", "BackendUnavailable"]
+__all__ = ["BACKENDS", "AUTO_ORDER", "PACKED_AUTO_ORDER", "select", "why_not", "available",
+           "recurrence_engine", "check_name", "BackendUnavailable"]
