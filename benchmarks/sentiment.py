@@ -1,9 +1,10 @@
 """Quality runs of `lstmkit train sentiment` on the shared data sets (never part of the tests).
 
     python benchmarks/sentiment.py [--only amazon|sst2] [--out PREFIX]
-    (PREFIX: benchmarks/results/sentiment-NAMES, e.g. sentiment-amazon, so a run of one data set
-    never overwrites the report of another)
                                    [--threads 1] [-- extra flags for every run]
+
+PREFIX defaults to benchmarks/results/sentiment-NAMES (e.g. sentiment-amazon), so a run of one
+data set never overwrites the report of another.
 
 Each run is a subprocess of the real CLI (`python -m lstmkit.cli train sentiment ...`), run by
 `measure` from task_runs.py (the harness shared with the other task benchmarks): this script
