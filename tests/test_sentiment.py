@@ -156,3 +156,66 @@ def test_amazon_reader_on_shared_data(shared_data):
     from lstmkit.data.readers import read_examples
     examples = read_examples(shared_data / "amazon_reviews" / "test.ft.txt.bz2").examples
     assert len(examples) == 1600 and {e.label for e in examples} == {"1", "2"}
+
+
+def write_transfer_tsv(path, n, seed):
+    """A 'related data set': other words of the same two sentiments, labels neg/pos."""
+    rng = random.Random(seed)
+    rows = ["sentence\tlabel"]
+    for i in range(n):
+        positive = i % 2 == 0
+        words = rng.choices(FILLER, k=rng.randint(2, 5))
+        words.insert(0, rng.choice(["superb", "lovely"] if positive else ["dreadful", "dire"]))
+        rows.append(f"{' '.join(words)}\t{'pos' if positive else 'neg'}")
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_pretrain_on_related_labelled_data(tmp_path, monkeypatch, capsys):
+    """--pretrain-on: the classifier first learns the related set with its labels read through
+    --pretrain-label-map (so 'superb', a word only that file has, already means label 2 when the
+    fine-tuning starts from exactly those weights); the report names the phase and its time."""
+    import torch
+    from lstmkit import train as train_loop
+    from lstmkit.tasks import sentiment
+
+    train_file = write_fasttext(tmp_path / "train.ft.txt", 60, seed=5)
+    related = write_transfer_tsv(tmp_path / "related.tsv", 200, seed=6)
+    real_fit, seen = train_loop.fit, {}
+
+    def spying_fit(spec, config):
+        if spec.task == "sentiment":
+            seen["start"] = {k: v.clone() for k, v in spec.model.state_dict().items()}
+        result = real_fit(spec, config)
+        if spec.task == "sentiment-transfer":
+            seen["transferred"] = {k: v.clone() for k, v in result.model.state_dict().items()}
+        return result
+
+    monkeypatch.setattr(sentiment.train, "fit", spying_fit)
+    out = tmp_path / "run"
+    args = ["train", "sentiment", "--train", str(train_file), "--out", str(out), "--epochs", "1",
+            "--batch-size", "16", "--embedding-dim", "12", "--hidden-size", "8", "--min-freq", "1",
+            "--lr", "0.02", "--no-progress", "--no-baseline", "--pretrain-on", str(related),
+            "--pretrain-on-epochs", "4"]
+    assert main(args) == 2  # labels neg/pos are not 1/2: the user must say how they read
+    assert "--pretrain-label-map" in capsys.readouterr().err
+    assert main(args + ["--pretrain-label-map", "neg=1"]) == 2
+    assert "nothing about the label(s) pos" in capsys.readouterr().err
+    assert main(args + ["--pretrain-label-map", "neg=1,pos=3"]) == 2
+    assert "'3' is not a training label" in capsys.readouterr().err
+
+    assert main(args + ["--pretrain-label-map", "neg=1,pos=2"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    transfer = report["transfer"]
+    assert transfer["examples"] + transfer["held_out"] == 200 and transfer["held_out_acc"] >= 0.9
+    assert "pretrained on related.tsv" in report["model"]
+    assert report["train_seconds"] >= transfer["seconds"] > 0
+    start = seen["start"]
+    for name, value in seen["transferred"].items():
+        assert torch.equal(start[name], value), name
+    model, vocab, labels, _ = sentiment.load_model(out, torch.device("cpu"))
+    model.load_state_dict(start)  # the weights the fine-tuning started from
+    ids = torch.tensor([vocab.encode(["superb", "item"]), vocab.encode(["dreadful", "item"])])
+    with torch.no_grad():
+        predicted = model(ids, torch.tensor([2, 2])).argmax(1).tolist()
+    assert [labels.names[i] for i in predicted] == ["2", "1"]

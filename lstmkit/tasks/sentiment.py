@@ -10,14 +10,14 @@ accuracy and F1 on the test set beside a bag-of-words logistic regression fitted
 training examples (lstmkit.baselines). Without --valid, a seeded tenth of --train is held out for
 validation (early stopping, best checkpoint); the test set is only used for the final report.
 With --pretrain-epochs N the embedding and LSTM are first trained as a language model on the
-training texts (Dai & Le 2015; see pretrain_language_model) and the classifier starts from them.
+training texts (Dai & Le 2015); with --pretrain-on FILE the whole classifier is first trained on a
+related labelled data set (e.g. SST-2 before product reviews), then fine-tuned: see
+lstmkit.tasks.sentiment_pretraining.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,8 +30,9 @@ from lstmkit.data.batching import make_batches, truncate
 from lstmkit.data.readers import FORMATS, Example, read_examples, read_texts
 from lstmkit.data.text import LabelSet, Vocabulary, tokenize
 from lstmkit.errors import UsageError
-from lstmkit.tasks.sentiment_model import (POOLINGS, PretrainingLM, SentimentClassifier,
-                                           classification_metrics)
+from lstmkit.tasks.sentiment_model import POOLINGS, SentimentClassifier, classification_metrics
+from lstmkit.tasks.sentiment_pretraining import (label_map, pretrain_language_model,
+                                                 pretrain_on_labelled)
 
 NAME = "sentiment"
 HELP = "classify texts (e.g. reviews as positive/negative) with an embedding + (bi)LSTM model"
@@ -80,6 +81,17 @@ def add_train_args(parser) -> None:
     pre.add_argument("--pretrain-lr", type=float, default=None, help="default: --lr")
     pre.add_argument("--pretrain-dropout", type=float, default=0.1,
                      help="dropout on the LSTM outputs during pretraining")
+    transfer = parser.add_argument_group("transfer from a related labelled data set")
+    transfer.add_argument("--pretrain-on", type=Path, metavar="FILE",
+                          help="first train the classifier on these labelled texts (e.g. SST-2 "
+                               "before product reviews; format and columns detected as for "
+                               "--train), then fine-tune it on --train; their words join the "
+                               "vocabulary")
+    transfer.add_argument("--pretrain-on-epochs", type=int, default=3)
+    transfer.add_argument("--pretrain-label-map", metavar="SRC=DST,...",
+                          help="how the --pretrain-on labels read as training labels, e.g. "
+                               "'0=1,1=2' (SST-2's 0/1 as the fastText reviews' 1/2); not needed "
+                               "when both files use the same label names")
     parser.add_argument("--no-baseline", dest="baseline", action="store_false",
                         help="skip the bag-of-words logistic-regression baseline")
     train.add_training_args(parser, epochs=8, lr=2e-3, batch_size=32, clip=5.0, patience=3)
@@ -92,8 +104,10 @@ class Encoded:
     tokens: list[list[str]]
 
 
-def _read(path: Path, args) -> list[Example]:
-    result = read_examples(path, args.format, args.text_column, args.label_column, args.skip_bad)
+def _read(path: Path, args, detect: bool = False) -> list[Example]:
+    """Labelled examples; detect=True: format and columns detected (the --pretrain-on file)."""
+    result = (read_examples(path, skip_bad=args.skip_bad) if detect else
+              read_examples(path, args.format, args.text_column, args.label_column, args.skip_bad))
     if result.skipped:
         print(f"{path}: skipped {len(result.skipped)} bad line(s); first: {result.skipped[0]}",
               file=sys.stderr)
@@ -155,40 +169,6 @@ def _optimizer(model, config, ngram_weight_decay: float) -> torch.optim.Optimize
     return torch.optim.AdamW(groups, lr=config.lr)  # decoupled decay: a shrink per step
 
 
-def _lm_step(model, batch, state):
-    return train.StepOutput(model(batch.ids, batch.lengths), size=int(batch.lengths.sum()))
-
-
-def pretrain_language_model(model: SentimentClassifier, train_sequences, valid_sequences,
-                            config: train.TrainConfig, epochs: int, lr: float | None,
-                            dropout: float) -> dict:
-    """Train `model`'s embedding and LSTM in place as a language model on the texts (no labels);
-    keeps the epoch with the lowest validation loss. Returns losses and wall time for the report."""
-    started = time.perf_counter()
-    lm = PretrainingLM(model, dropout)
-    valid_batches = make_batches(valid_sequences, None, 256)
-    device = train.select_device(config.device)
-    before = train.evaluate_batches(lm.to(device), valid_batches, _lm_step, device)["loss"]
-
-    def batches(epoch):  # its own shuffles, apart from the classifier's
-        generator = train.epoch_generator(config.seed + 104729, epoch)
-        return make_batches(train_sequences, None, config.batch_size, shuffle=True,
-                            generator=generator)
-
-    pre_config = dataclasses.replace(config, out=None, epochs=epochs, lr=lr or config.lr,
-                                     patience=None, resume=False, lr_schedule="constant",
-                                     warmup_steps=0)
-    print(f"pretraining the embedding and LSTM as a language model for {epochs} epoch(s); "
-          f"valid loss {before:.4f} nats/word", file=sys.stderr)
-    result = train.fit(train.TrainSpec(task=NAME + "-lm", model=lm, model_config={},
-                                       train_batches=batches, step=_lm_step,
-                                       valid_batches=valid_batches), pre_config)
-    return {"epochs": epochs, "valid_loss_before": before,
-            "valid_loss_after": result.best_metrics["loss"], "best_epoch": result.best_epoch,
-            "train_loss": [round(r["train_loss"], 4) for r in result.history],
-            "seconds": round(time.perf_counter() - started, 1)}
-
-
 def train_main(args) -> int:
     config = train.config_from_args(args)
     device = train.setup(config)
@@ -200,8 +180,14 @@ def train_main(args) -> int:
     test_examples = _read(args.test, args) if args.test else None
 
     labels = LabelSet.build(e.label for e in train_examples)
+    if args.pretrain_on_epochs < 1:
+        raise UsageError(f"--pretrain-on-epochs must be >= 1, got {args.pretrain_on_epochs}")
+    transfer_examples = _read(args.pretrain_on, args, detect=True) if args.pretrain_on else []
+    transfer_labels = label_map(args.pretrain_label_map, (e.label for e in transfer_examples),
+                                labels, args.pretrain_on) if transfer_examples else {}
     train_tokens = [tokenize(e.text, args.lowercase) for e in train_examples]
-    vocab = Vocabulary.build(train_tokens, args.min_freq, args.max_vocab)
+    transfer_tokens = [tokenize(e.text, args.lowercase) for e in transfer_examples]
+    vocab = Vocabulary.build(train_tokens + transfer_tokens, args.min_freq, args.max_vocab)
     encode = lambda examples: _encode(examples, vocab, labels, args.max_len, args.lowercase)  # noqa
     train_data, valid_data = encode(train_examples), encode(valid_examples)
     test_data = encode(test_examples) if test_examples else None
@@ -224,6 +210,13 @@ def train_main(args) -> int:
                                               config, args.pretrain_epochs, args.pretrain_lr,
                                               args.pretrain_dropout)
         model.cpu()
+    transfer = None
+    if transfer_examples and not config.resume:
+        transfer = pretrain_on_labelled(
+            model, [truncate(vocab.encode(t), args.max_len) for t in transfer_tokens],
+            [transfer_labels[e.label] for e in transfer_examples], config,
+            args.pretrain_on_epochs, str(args.pretrain_on))
+        model.cpu()
 
     def train_batches(epoch):
         generator = train.epoch_generator(config.seed, epoch)
@@ -245,7 +238,8 @@ def train_main(args) -> int:
         extras={"vocab": vocab.to_json(), "labels": labels.to_json()}), config)
 
     kind = (("BiLSTM" if args.bidirectional else "LSTM") + (" + n-grams" if args.ngram_buckets else "")
-            + (" (LM-pretrained)" if pretraining else ""))
+            + (" (LM-pretrained)" if pretraining else "")
+            + (f" (pretrained on {args.pretrain_on.name})" if transfer else ""))
     report = {"model": kind, "train_examples": len(train_examples), "valid_examples": len(valid_examples),
               "vocab_size": len(vocab), "labels": labels.names, "best_epoch": result.best_epoch,
               "epochs_run": result.epochs_run, "valid": result.best_metrics,
@@ -253,6 +247,9 @@ def train_main(args) -> int:
     if pretraining is not None:  # its whole wall time counts as training time
         report["pretraining"] = pretraining
         report["train_seconds"] = round(report["train_seconds"] + pretraining["seconds"], 1)
+    if transfer is not None:  # so is the transfer phase's
+        report["transfer"] = transfer
+        report["train_seconds"] = round(report["train_seconds"] + transfer["seconds"], 1)
     if test_data is not None:
         test_batches = make_batches(test_data.sequences, test_data.labels, 256)
         report["test"] = _scores(predict_logits(result.model, test_batches, device),
