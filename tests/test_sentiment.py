@@ -174,7 +174,8 @@ def write_transfer_tsv(path, n, seed):
 def test_pretrain_on_related_labelled_data(tmp_path, monkeypatch, capsys):
     """--pretrain-on: the classifier first learns the related set with its labels read through
     --pretrain-label-map (so 'superb', a word only that file has, already means label 2 when the
-    fine-tuning starts from exactly those weights); the report names the phase and its time."""
+    fine-tuning starts from exactly those weights); the report names the phase and its time, and
+    sets the bag-of-words baseline beside one fitted with the related texts added."""
     import torch
     from lstmkit import train as train_loop
     from lstmkit.tasks import sentiment
@@ -195,7 +196,7 @@ def test_pretrain_on_related_labelled_data(tmp_path, monkeypatch, capsys):
     out = tmp_path / "run"
     args = ["train", "sentiment", "--train", str(train_file), "--out", str(out), "--epochs", "1",
             "--batch-size", "16", "--embedding-dim", "12", "--hidden-size", "8", "--min-freq", "1",
-            "--lr", "0.02", "--no-progress", "--no-baseline", "--pretrain-on", str(related),
+            "--lr", "0.02", "--no-progress", "--test", str(train_file), "--pretrain-on", str(related),
             "--pretrain-on-epochs", "4"]
     assert main(args) == 2  # labels neg/pos are not 1/2: the user must say how they read
     assert "--pretrain-label-map" in capsys.readouterr().err
@@ -209,6 +210,9 @@ def test_pretrain_on_related_labelled_data(tmp_path, monkeypatch, capsys):
     transfer = report["transfer"]
     assert transfer["examples"] + transfer["held_out"] == 200 and transfer["held_out_acc"] >= 0.9
     assert "pretrained on related.tsv" in report["model"]
+    # The linear baseline is also fitted with the related texts added, for a fair comparison.
+    assert 0 <= report["baseline_with_transfer"]["accuracy"] <= 1 and "baseline" in report
+    assert "+ the --pretrain-on texts" in capsys.readouterr().out
     assert report["train_seconds"] >= transfer["seconds"] > 0
     start = seen["start"]
     for name, value in seen["transferred"].items():

@@ -256,11 +256,17 @@ def train_main(args) -> int:
                                  test_data.labels, len(labels))
         if args.baseline:
             from lstmkit.baselines import BagOfWordsLogReg
-            baseline = BagOfWordsLogReg(seed=config.seed).fit(train_data.tokens, train_data.labels,
-                                                              len(labels))
-            report["baseline"] = _scores(torch.log(baseline.predict_proba(test_data.tokens)),
-                                         test_data.labels, len(labels))
-            report["baseline"]["l2"] = baseline.l2
+
+            def baseline_scores(tokens, targets) -> dict:
+                baseline = BagOfWordsLogReg(seed=config.seed).fit(tokens, targets, len(labels))
+                return {**_scores(torch.log(baseline.predict_proba(test_data.tokens)),
+                                  test_data.labels, len(labels)), "l2": baseline.l2}
+
+            report["baseline"] = baseline_scores(train_data.tokens, train_data.labels)
+            if transfer_examples:  # the same extra data offered to the linear model, for fairness
+                report["baseline_with_transfer"] = baseline_scores(
+                    train_data.tokens + transfer_tokens,
+                    train_data.labels + [transfer_labels[e.label] for e in transfer_examples])
     if train.distributed.from_environment().is_main:
         (config.out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
         _print_report(report)
@@ -270,13 +276,16 @@ def train_main(args) -> int:
 def _print_report(report: dict) -> None:
     valid = report["valid"]
     print(f"best epoch {report['best_epoch']}: valid accuracy {valid['acc']:.4f}  F1 {valid['f1']:.4f}")
-    if "test" in report:
-        test = report["test"]
-        print(f"test ({test['n']} texts)   accuracy  F1")
-        print(f"  {report['model']:<20} {test['accuracy']:.4f}  {test['f1']:.4f}")
-        if "baseline" in report:
-            base = report["baseline"]
-            print(f"  bag-of-words logreg  {base['accuracy']:.4f}  {base['f1']:.4f}")
+    if "test" not in report:
+        return
+    rows = [(report["model"], report["test"]),
+            ("bag-of-words logreg", report.get("baseline")),
+            ("bag-of-words logreg, + the --pretrain-on texts", report.get("baseline_with_transfer"))]
+    rows = [(name, scores) for name, scores in rows if scores]
+    width = max(len(name) for name, _ in rows)
+    print(f"{'test (' + str(report['test']['n']) + ' texts)':<{width + 4}}accuracy  F1")
+    for name, scores in rows:
+        print(f"  {name:<{width}}  {scores['accuracy']:.4f}    {scores['f1']:.4f}")
 
 
 # ---- prediction --------------------------------------------------------------------------------
