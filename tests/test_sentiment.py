@@ -197,7 +197,7 @@ def test_pretrain_on_related_labelled_data(tmp_path, monkeypatch, capsys):
     args = ["train", "sentiment", "--train", str(train_file), "--out", str(out), "--epochs", "1",
             "--batch-size", "16", "--embedding-dim", "12", "--hidden-size", "8", "--min-freq", "1",
             "--lr", "0.02", "--no-progress", "--test", str(train_file), "--pretrain-on", str(related),
-            "--pretrain-on-epochs", "4"]
+            "--pretrain-on-epochs", "4", "--pretrain-on-batch-size", "20"]
     assert main(args) == 2  # labels neg/pos are not 1/2: the user must say how they read
     assert "--pretrain-label-map" in capsys.readouterr().err
     assert main(args + ["--pretrain-label-map", "neg=1"]) == 2

@@ -88,6 +88,8 @@ def add_train_args(parser) -> None:
                                "--train), then fine-tune it on --train; their words join the "
                                "vocabulary")
     transfer.add_argument("--pretrain-on-epochs", type=int, default=3)
+    transfer.add_argument("--pretrain-on-batch-size", type=int, default=None,
+                          help="default: --batch-size (short phrases train well in larger batches)")
     transfer.add_argument("--pretrain-label-map", metavar="SRC=DST,...",
                           help="how the --pretrain-on labels read as training labels, e.g. "
                                "'0=1,1=2' (SST-2's 0/1 as the fastText reviews' 1/2); not needed "
@@ -182,6 +184,8 @@ def train_main(args) -> int:
     labels = LabelSet.build(e.label for e in train_examples)
     if args.pretrain_on_epochs < 1:
         raise UsageError(f"--pretrain-on-epochs must be >= 1, got {args.pretrain_on_epochs}")
+    if args.pretrain_on_batch_size is not None and args.pretrain_on_batch_size < 1:
+        raise UsageError(f"--pretrain-on-batch-size must be >= 1, got {args.pretrain_on_batch_size}")
     transfer_examples = _read(args.pretrain_on, args, detect=True) if args.pretrain_on else []
     transfer_labels = label_map(args.pretrain_label_map, (e.label for e in transfer_examples),
                                 labels, args.pretrain_on) if transfer_examples else {}
@@ -215,7 +219,7 @@ def train_main(args) -> int:
         transfer = pretrain_on_labelled(
             model, [truncate(vocab.encode(t), args.max_len) for t in transfer_tokens],
             [transfer_labels[e.label] for e in transfer_examples], config,
-            args.pretrain_on_epochs, str(args.pretrain_on))
+            args.pretrain_on_epochs, args.pretrain_on_batch_size, str(args.pretrain_on))
         model.cpu()
 
     def train_batches(epoch):

@@ -115,7 +115,8 @@ def _classifier_step(model, batch, state):
 
 
 def pretrain_on_labelled(model: SentimentClassifier, sequences: list[list[int]], labels: list[int],
-                         config: train.TrainConfig, epochs: int, source: str) -> dict:
+                         config: train.TrainConfig, epochs: int, batch_size: int | None,
+                         source: str) -> dict:
     """Train the whole classifier in place on a related labelled data set (labels already mapped to
     the task's classes). A seeded twentieth is held out; the epoch with its best accuracy is kept."""
     started = time.perf_counter()
@@ -125,6 +126,7 @@ def pretrain_on_labelled(model: SentimentClassifier, sequences: list[list[int]],
     if not kept:
         raise UsageError(f"{source}: {len(sequences)} example(s) are too few to pretrain on")
     pick = lambda items, idx: [items[i] for i in idx]  # noqa: E731
+    config = dataclasses.replace(config, batch_size=batch_size or config.batch_size)
     print(f"pretraining the classifier on {len(kept)} labelled texts from {source} for {epochs} "
           f"epoch(s)", file=sys.stderr)
     result = train.fit(train.TrainSpec(
