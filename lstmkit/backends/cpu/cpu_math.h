@@ -191,11 +191,63 @@ inline void small_gemm(int64_t n, int64_t m, int64_t k, const float* a, int64_t 
     }
   });
 }
+
+// Dot-product form for the smallest batches (the step API): C (n, m) = A (n, k) @ W^T, W (m, k) row-major
+// and unpacked, read once: 4 rows of W at a time, each against up to 2 rows of A, 8 independent
+// accumulators. At B = 1 this is a matrix-vector product that streams W at the cache's bandwidth: 40 µs
+// for 1024x512 on an AVX2 EPYC where BLAS's sgemv takes 75 µs and small_gemm's broadcast form is bound
+// by the latency of its two accumulator chains.
+template <int NB>
+inline void dot_block(int64_t k, const float* __restrict__ w, const float* __restrict__ a, int64_t lda,
+                      float* __restrict__ c, int64_t ldc) {
+  __m256 acc[NB][4];
+  for (int b = 0; b < NB; ++b)
+    for (int r = 0; r < 4; ++r) acc[b][r] = _mm256_setzero_ps();
+  int64_t kk = 0;
+  for (; kk + 8 <= k; kk += 8) {
+    __m256 wv[4];
+    for (int r = 0; r < 4; ++r) wv[r] = _mm256_loadu_ps(w + r * k + kk);
+    for (int b = 0; b < NB; ++b) {
+      const __m256 x = _mm256_loadu_ps(a + b * lda + kk);
+      for (int r = 0; r < 4; ++r) acc[b][r] = _mm256_fmadd_ps(wv[r], x, acc[b][r]);
+    }
+  }
+  for (int b = 0; b < NB; ++b) {
+    // hadd twice leaves [row0..row3 of the low 128 bits | the same of the high 128 bits]
+    const __m256 s = _mm256_hadd_ps(_mm256_hadd_ps(acc[b][0], acc[b][1]), _mm256_hadd_ps(acc[b][2], acc[b][3]));
+    float out[4];
+    _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1)));
+    for (int r = 0; r < 4; ++r) {
+      for (int64_t t = kk; t < k; ++t) out[r] += w[r * k + t] * a[b * lda + t];  // k % 8 tail
+      c[b * ldc + r] = out[r];
+    }
+  }
+}
+
+inline void dot_gemm(int64_t n, int64_t m, int64_t k, const float* a, int64_t lda, const float* w, float* c,
+                     int64_t ldc) {
+  const int64_t groups = m / 4;
+  at::parallel_for(0, groups, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, 4 * k)), [&](int64_t g0, int64_t g1) {
+    for (int64_t g = g0; g < g1; ++g) {
+      int64_t b = 0;
+      for (; b + 2 <= n; b += 2) dot_block<2>(k, w + 4 * g * k, a + b * lda, lda, c + b * ldc + 4 * g, ldc);
+      if (b < n) dot_block<1>(k, w + 4 * g * k, a + b * lda, lda, c + b * ldc + 4 * g, ldc);
+    }
+  });
+  for (int64_t j = groups * 4; j < m; ++j)  // m % 4 leftover rows of W
+    for (int64_t b = 0; b < n; ++b) {
+      float sum = 0.0f;
+      for (int64_t t = 0; t < k; ++t) sum += w[j * k + t] * a[b * lda + t];
+      c[b * ldc + j] = sum;
+    }
+}
 #else
 constexpr bool kSmallGemm = false;
 inline void small_gemm(int64_t, int64_t, int64_t, const float*, int64_t, const float*, int64_t, int64_t, bool,
                        float*, int64_t) {}
+inline void dot_gemm(int64_t, int64_t, int64_t, const float*, int64_t, const float*, float*, int64_t) {}
 #endif
+constexpr int64_t kDotGemmRows = 4;      // batch rows up to which dot_gemm beats BLAS (the step API)
 constexpr int64_t kSmallGemmRows = 16;   // batch rows up to which small_gemm beats BLAS
 
 // W (m, k) row-major -> panels of 16 rows of W, transposed: panel[j][kk][q] = W[16j + q][kk], so that
@@ -264,6 +316,19 @@ inline void gemm_xwt(int64_t n, int64_t m, int64_t k, const T* a, int64_t lda, c
     }
   }
   gemm_rows<T>(n, m, k, a, lda, w, true, beta, c, ldc);
+}
+
+// C (n, m) = A (n, k) @ W^T for W (m, k) row-major, unpacked (the step API: weights change between calls
+// when a model trains, so nothing is pre-packed): dot_gemm for the smallest float batches, else BLAS.
+template <typename T>
+inline void gemm_xwt_unpacked(int64_t n, int64_t m, int64_t k, const T* a, int64_t lda, const T* w, T* c, int64_t ldc) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (kSmallGemm && n <= kDotGemmRows) {
+      dot_gemm(n, m, k, a, lda, w, c, ldc);
+      return;
+    }
+  }
+  gemm_rows<T>(n, m, k, a, lda, w, true, T(0), c, ldc);
 }
 
 // C (n, m) = beta·C + A (n, k) @ W, W (k, m) row-major (no packing needed); beta is 0 or 1.
