@@ -93,11 +93,12 @@ def test_matches_reference_engine(engine, name, dtype):
         assert_close(got_grads[k], want_grads[k], TOLERANCE[dtype], f"{name}: gradient of {k}")
 
 
-@pytest.mark.parametrize("B", [1, 5, 16, 17])
+@pytest.mark.parametrize("B", [1, 2, 3, 5, 16, 17])
 @pytest.mark.parametrize("name", ["plain", "everything"])
 def test_small_batch_gemm_path(engine, name, B):
-    """float32 batches up to 16 rows use the engine's own skinny GEMM (when H, P are multiples of 16
-    on an AVX2 build); 17 rows go to BLAS. Both must match the reference engine."""
+    """On an AVX2 build, float32 batches up to 4 rows use the engine's dot-product kernel (one and
+    two rows at a time), up to 16 rows its skinny GEMM (when H, P are multiples of 16); 17 rows go
+    to BLAS. All must match the reference engine."""
     config = {**CONFIGS[name], **({"P": 16} if "P" in CONFIGS[name] else {})}
     args = contract_args(T=4, B=B, H=32, dtype=torch.float32, **config)
     (want, want_grads), (got, got_grads) = run_engine(reference, args), run_engine(engine, args)
@@ -304,9 +305,10 @@ def test_gru_rnn_match_reference_engine(engine, case, dtype):
         assert_close(got_g[k], want_g[k], TOLERANCE[dtype], f"{case}: gradient of {k}")
 
 
+@pytest.mark.parametrize("B", [3, 5])
 @pytest.mark.parametrize("kind", ["gru", "rnn"])
-def test_gru_rnn_small_batch_gemm_path(engine, kind):
-    args = simple_args(kind, B=5, H=16, dtype=torch.float32, packed=True)
+def test_gru_rnn_small_batch_gemm_path(engine, kind, B):
+    args = simple_args(kind, B=B, H=16, dtype=torch.float32, packed=True)
     fn = "gru_recurrence" if kind == "gru" else "rnn_recurrence"
     results = []
     for module in (reference, engine):

@@ -199,7 +199,7 @@ inline void small_gemm(int64_t n, int64_t m, int64_t k, const float* a, int64_t 
 // by the latency of its two accumulator chains.
 template <int NB>
 inline void dot_block(int64_t k, const float* __restrict__ w, const float* __restrict__ a, int64_t lda,
-                      float* __restrict__ c, int64_t ldc) {
+                      bool accumulate, float* __restrict__ c, int64_t ldc) {
   __m256 acc[NB][4];
   for (int b = 0; b < NB; ++b)
     for (int r = 0; r < 4; ++r) acc[b][r] = _mm256_setzero_ps();
@@ -219,35 +219,35 @@ inline void dot_block(int64_t k, const float* __restrict__ w, const float* __res
     _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1)));
     for (int r = 0; r < 4; ++r) {
       for (int64_t t = kk; t < k; ++t) out[r] += w[r * k + t] * a[b * lda + t];  // k % 8 tail
-      c[b * ldc + r] = out[r];
+      c[b * ldc + r] = accumulate ? c[b * ldc + r] + out[r] : out[r];
     }
   }
 }
 
-inline void dot_gemm(int64_t n, int64_t m, int64_t k, const float* a, int64_t lda, const float* w, float* c,
-                     int64_t ldc) {
+inline void dot_gemm(int64_t n, int64_t m, int64_t k, const float* a, int64_t lda, const float* w,
+                     bool accumulate, float* c, int64_t ldc) {
   const int64_t groups = m / 4;
   at::parallel_for(0, groups, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, 4 * k)), [&](int64_t g0, int64_t g1) {
     for (int64_t g = g0; g < g1; ++g) {
       int64_t b = 0;
-      for (; b + 2 <= n; b += 2) dot_block<2>(k, w + 4 * g * k, a + b * lda, lda, c + b * ldc + 4 * g, ldc);
-      if (b < n) dot_block<1>(k, w + 4 * g * k, a + b * lda, lda, c + b * ldc + 4 * g, ldc);
+      for (; b + 2 <= n; b += 2) dot_block<2>(k, w + 4 * g * k, a + b * lda, lda, accumulate, c + b * ldc + 4 * g, ldc);
+      if (b < n) dot_block<1>(k, w + 4 * g * k, a + b * lda, lda, accumulate, c + b * ldc + 4 * g, ldc);
     }
   });
   for (int64_t j = groups * 4; j < m; ++j)  // m % 4 leftover rows of W
     for (int64_t b = 0; b < n; ++b) {
       float sum = 0.0f;
       for (int64_t t = 0; t < k; ++t) sum += w[j * k + t] * a[b * lda + t];
-      c[b * ldc + j] = sum;
+      c[b * ldc + j] = accumulate ? c[b * ldc + j] + sum : sum;
     }
 }
 #else
 constexpr bool kSmallGemm = false;
 inline void small_gemm(int64_t, int64_t, int64_t, const float*, int64_t, const float*, int64_t, int64_t, bool,
                        float*, int64_t) {}
-inline void dot_gemm(int64_t, int64_t, int64_t, const float*, int64_t, const float*, float*, int64_t) {}
+inline void dot_gemm(int64_t, int64_t, int64_t, const float*, int64_t, const float*, bool, float*, int64_t) {}
 #endif
-constexpr int64_t kDotGemmRows = 4;      // batch rows up to which dot_gemm beats BLAS (the step API)
+constexpr int64_t kDotGemmRows = 4;      // batch rows up to which dot_gemm beats BLAS and small_gemm
 constexpr int64_t kSmallGemmRows = 16;   // batch rows up to which small_gemm beats BLAS
 
 // W (m, k) row-major -> panels of 16 rows of W, transposed: panel[j][kk][q] = W[16j + q][kk], so that
@@ -295,8 +295,16 @@ inline Tensor big_mm(const Tensor& a, const Tensor& b) {
 // The per-step products of the recurrences: small_gemm for small float batches, BLAS otherwise.
 // panels = pack_panels(W) when worth it (maybe_panels), else undefined.
 inline Tensor maybe_panels(const Tensor& w, int64_t batch) {
-  const bool worth = kSmallGemm && w.scalar_type() == at::kFloat && batch <= kSmallGemmRows && w.size(0) % 16 == 0;
+  const bool worth = kSmallGemm && w.scalar_type() == at::kFloat && batch > kDotGemmRows &&
+                     batch <= kSmallGemmRows && w.size(0) % 16 == 0;
   return worth ? pack_panels(w) : Tensor();
+}
+
+// W (k, m) -> W^T (m, k) row-major, for dot_gemm in gemm_xw at the smallest float batches (else undefined).
+// Done once per sequence.
+inline Tensor maybe_transposed(const Tensor& w, int64_t batch) {
+  const bool worth = kSmallGemm && w.scalar_type() == at::kFloat && batch <= kDotGemmRows;
+  return worth ? w.t().contiguous() : Tensor();
 }
 
 // C (n, m) = beta·C + A (n, k) @ W^T, W (m, k); beta is 0 or 1.
@@ -304,6 +312,10 @@ template <typename T>
 inline void gemm_xwt(int64_t n, int64_t m, int64_t k, const T* a, int64_t lda, const T* w, const Tensor& panels,
                      T beta, T* c, int64_t ldc) {
   if constexpr (std::is_same_v<T, float>) {
+    if (kSmallGemm && n <= kDotGemmRows) {
+      dot_gemm(n, m, k, a, lda, w, beta != 0.0f, c, ldc);
+      return;
+    }
     if (panels.defined() && n <= kSmallGemmRows) {
       small_gemm(n, m, k, a, lda, panels.data_ptr<float>(), 16 * k, 16, beta != 0.0f, c, ldc);
       return;
@@ -324,17 +336,22 @@ template <typename T>
 inline void gemm_xwt_unpacked(int64_t n, int64_t m, int64_t k, const T* a, int64_t lda, const T* w, T* c, int64_t ldc) {
   if constexpr (std::is_same_v<T, float>) {
     if (kSmallGemm && n <= kDotGemmRows) {
-      dot_gemm(n, m, k, a, lda, w, c, ldc);
+      dot_gemm(n, m, k, a, lda, w, false, c, ldc);
       return;
     }
   }
   gemm_rows<T>(n, m, k, a, lda, w, true, T(0), c, ldc);
 }
 
-// C (n, m) = beta·C + A (n, k) @ W, W (k, m) row-major (no packing needed); beta is 0 or 1.
+// C (n, m) = beta·C + A (n, k) @ W, W (k, m) row-major; beta is 0 or 1. w_t = maybe_transposed(W).
 template <typename T>
-inline void gemm_xw(int64_t n, int64_t m, int64_t k, const T* a, int64_t lda, const T* w, T beta, T* c, int64_t ldc) {
+inline void gemm_xw(int64_t n, int64_t m, int64_t k, const T* a, int64_t lda, const T* w, const Tensor& w_t, T beta,
+                    T* c, int64_t ldc) {
   if constexpr (std::is_same_v<T, float>) {
+    if (w_t.defined() && n <= kDotGemmRows) {
+      dot_gemm(n, m, k, a, lda, w_t.data_ptr<float>(), beta != 0.0f, c, ldc);
+      return;
+    }
     if (kSmallGemm && n <= kSmallGemmRows && m % 16 == 0) {
       small_gemm(n, m, k, a, lda, w, 16, m, beta != 0.0f, c, ldc);
       return;
