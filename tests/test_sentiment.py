@@ -198,6 +198,8 @@ def test_pretrain_on_related_labelled_data(tmp_path, monkeypatch, capsys):
             "--batch-size", "16", "--embedding-dim", "12", "--hidden-size", "8", "--min-freq", "1",
             "--lr", "0.02", "--no-progress", "--test", str(train_file), "--pretrain-on", str(related),
             "--pretrain-on-epochs", "4", "--pretrain-on-batch-size", "20"]
+    assert main(args[:-6] + ["--pretrain-label-map", "0=1"]) == 2  # without --pretrain-on
+    assert "--pretrain-label-map needs --pretrain-on FILE" in capsys.readouterr().err
     assert main(args) == 2  # labels neg/pos are not 1/2: the user must say how they read
     assert "--pretrain-label-map" in capsys.readouterr().err
     assert main(args + ["--pretrain-label-map", "neg=1"]) == 2

@@ -171,6 +171,21 @@ def _optimizer(model, config, ngram_weight_decay: float) -> torch.optim.Optimize
     return torch.optim.AdamW(groups, lr=config.lr)  # decoupled decay: a shrink per step
 
 
+def _transfer_data(args, labels: LabelSet) -> tuple[list[Example], dict[str, int]]:
+    """The --pretrain-on examples and how their labels read as training classes (none without it)."""
+    if args.pretrain_on is None:
+        if args.pretrain_label_map:
+            raise UsageError("--pretrain-label-map needs --pretrain-on FILE")
+        return [], {}
+    if args.pretrain_on_epochs < 1:
+        raise UsageError(f"--pretrain-on-epochs must be >= 1, got {args.pretrain_on_epochs}")
+    if args.pretrain_on_batch_size is not None and args.pretrain_on_batch_size < 1:
+        raise UsageError(f"--pretrain-on-batch-size must be >= 1, got {args.pretrain_on_batch_size}")
+    examples = _read(args.pretrain_on, args, detect=True)
+    return examples, label_map(args.pretrain_label_map, (e.label for e in examples), labels,
+                               args.pretrain_on)
+
+
 def train_main(args) -> int:
     config = train.config_from_args(args)
     device = train.setup(config)
@@ -182,13 +197,7 @@ def train_main(args) -> int:
     test_examples = _read(args.test, args) if args.test else None
 
     labels = LabelSet.build(e.label for e in train_examples)
-    if args.pretrain_on_epochs < 1:
-        raise UsageError(f"--pretrain-on-epochs must be >= 1, got {args.pretrain_on_epochs}")
-    if args.pretrain_on_batch_size is not None and args.pretrain_on_batch_size < 1:
-        raise UsageError(f"--pretrain-on-batch-size must be >= 1, got {args.pretrain_on_batch_size}")
-    transfer_examples = _read(args.pretrain_on, args, detect=True) if args.pretrain_on else []
-    transfer_labels = label_map(args.pretrain_label_map, (e.label for e in transfer_examples),
-                                labels, args.pretrain_on) if transfer_examples else {}
+    transfer_examples, transfer_labels = _transfer_data(args, labels)
     train_tokens = [tokenize(e.text, args.lowercase) for e in train_examples]
     transfer_tokens = [tokenize(e.text, args.lowercase) for e in transfer_examples]
     vocab = Vocabulary.build(train_tokens + transfer_tokens, args.min_freq, args.max_vocab)
