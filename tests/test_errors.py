@@ -28,6 +28,20 @@ def test_bad_input(lstm, bad, error, match):
         lstm(bad)
 
 
+def test_finite_check_is_exact(lstm):
+    """The finite check sums first: a sum that overflows must not reject finite input, and a
+    single bad element, or +inf and -inf that cancel into NaN, must not slip through."""
+    huge = torch.full((5, 3, 4), 3e38)                 # every element finite, the sum is inf
+    assert lstm(huge)[0].isfinite().all()
+    x = torch.randn(5, 3, 4)
+    x[2, 1, 3] = float("inf")
+    with pytest.raises(ValueError, match=r"NaN or infinite values \(first at index \(2, 1, 3\)\)"):
+        lstm(x)
+    x[2, 1, 2] = float("-inf")
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        lstm(x)
+
+
 def test_bad_states(lstm):
     x = torch.randn(5, 3, 4)
     with pytest.raises(TypeError, match=r"tuple \(h_0, c_0\)"):
