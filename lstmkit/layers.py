@@ -119,7 +119,7 @@ class RecurrentLayers(nn.Module):
         """
         fast = self._fast_stepper(x_t, state)
         if fast is not None:
-            self.last_backend = "cpu"
+            self.__dict__["last_backend"] = "cpu"        # a plain attribute: skips Module.__setattr__
             return fast(x_t, state)
         time_dim = 1 if self.batch_first and x_t.dim() == 2 else 0
         y, state = self(x_t.unsqueeze(time_dim), state)
@@ -295,8 +295,9 @@ class LSTM(RecurrentLayers):
         stepper = cache["stepper"]
         if stepper is None:
             return None
-        # in-place updates (optimizer steps, load_state_dict) bump _version; .to()/.double() move data
-        key = tuple((p.data_ptr(), p._version) for p in self.parameters())
+        # in-place updates (optimizer steps, load_state_dict) bump _version; .to()/.double() move data.
+        # The module's own parameter dict (it has no submodules): 3x cheaper than self.parameters().
+        key = [(p.data_ptr(), p._version) for p in self._parameters.values()]
         if key != cache["key"]:
             try:
                 stepper.refresh()
@@ -306,17 +307,22 @@ class LSTM(RecurrentLayers):
         return stepper if stepper.dtype == x_t.dtype else None
 
     def _plain_step_shapes(self, x_t: Tensor, state) -> bool:
-        """x_t (B, I) or (I,), and a state of the shapes and dtype forward would accept with it."""
-        if x_t.dim() not in (1, 2) or x_t.shape[-1] != self.input_size:
+        """x_t (B, I) or (I,), and a state of the shapes and dtype forward would accept with it.
+        Written out test by test: it runs before every fused step, so it must cost a few µs."""
+        batched = x_t.dim() == 2
+        if not (batched or x_t.dim() == 1) or x_t.shape[-1] != self.input_size:
             return False
         if state is None:
             return True
-        batch = (x_t.shape[0],) if x_t.dim() == 2 else ()
-        expected = [(self.num_layers, *batch, self.proj_size or self.hidden_size),
-                    (self.num_layers, *batch, self.hidden_size)]
-        return (isinstance(state, (tuple, list)) and len(state) == 2
-                and all(isinstance(s, Tensor) and tuple(s.shape) == e and s.dtype == x_t.dtype
-                        and s.device.type == "cpu" for s, e in zip(state, expected)))
+        if not isinstance(state, (tuple, list)) or len(state) != 2:
+            return False
+        h, c = state
+        if not (isinstance(h, Tensor) and isinstance(c, Tensor)):
+            return False
+        lead = (self.num_layers, x_t.shape[0]) if batched else (self.num_layers,)
+        return (h.shape == (*lead, self.proj_size or self.hidden_size) and c.shape == (*lead, self.hidden_size)
+                and h.dtype == x_t.dtype and c.dtype == x_t.dtype
+                and h.device.type == "cpu" and c.device.type == "cpu")
 
     def _shapes(self, layer_input: int) -> dict[str, tuple[int, ...]]:
         return lstm_parameter_shapes(layer_input, self.hidden_size, self.proj_size, self.bias, self.variant)

@@ -58,6 +58,8 @@ def test_fused_step_sees_new_weights():
         assert_steps_match_forward(model, x, tol=1e-5)
         model.load_state_dict(lstmkit.LSTM(4, 6, 2).state_dict())
         assert_steps_match_forward(model, x, tol=1e-5)
+        model.weight_hh_l1 = torch.nn.Parameter(model.weight_hh_l1 * 0.5)   # a new Parameter object
+        assert_steps_match_forward(model, x, tol=1e-5)
         model.double()
         assert_steps_match_forward(model, x.double())
     assert model.last_backend == "cpu"
