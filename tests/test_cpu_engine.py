@@ -96,9 +96,9 @@ def test_matches_reference_engine(engine, name, dtype):
 @pytest.mark.parametrize("B", [1, 2, 3, 5, 16, 17])
 @pytest.mark.parametrize("name", ["plain", "everything"])
 def test_small_batch_gemm_path(engine, name, B):
-    """On an AVX2 build, float32 batches up to 4 rows use the engine's dot-product kernel (one and
-    two rows at a time), up to 16 rows its skinny GEMM (when H, P are multiples of 16); 17 rows go
-    to BLAS. All must match the reference engine."""
+    """On an AVX2 build, float32 batches of 1 row use the engine's dot-product kernel, up to 16
+    rows its skinny GEMM (when H, P are multiples of 16; a packed batch's shrinking rows cross
+    these bounds); 17 rows go to BLAS. All must match the reference engine."""
     config = {**CONFIGS[name], **({"P": 16} if "P" in CONFIGS[name] else {})}
     args = contract_args(T=4, B=B, H=32, dtype=torch.float32, **config)
     (want, want_grads), (got, got_grads) = run_engine(reference, args), run_engine(engine, args)

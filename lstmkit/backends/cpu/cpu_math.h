@@ -192,7 +192,7 @@ inline void small_gemm(int64_t n, int64_t m, int64_t k, const float* a, int64_t 
   });
 }
 
-// Dot-product form for the smallest batches (the step API): C (n, m) = A (n, k) @ W^T, W (m, k) row-major
+// Dot-product form for the smallest batches (see kDotGemmRows below): C (n, m) = A (n, k) @ W^T, W (m, k) row-major
 // and unpacked, read once: 4 rows of W at a time, each against up to 2 rows of A, 8 independent
 // accumulators. At B = 1 this is a matrix-vector product that streams W at the cache's bandwidth: 40 µs
 // for 1024x512 on an AVX2 EPYC where BLAS's sgemv takes 75 µs and small_gemm's broadcast form is bound
@@ -247,7 +247,11 @@ inline void small_gemm(int64_t, int64_t, int64_t, const float*, int64_t, const f
                        float*, int64_t) {}
 inline void dot_gemm(int64_t, int64_t, int64_t, const float*, int64_t, const float*, bool, float*, int64_t) {}
 #endif
-constexpr int64_t kDotGemmRows = 4;      // batch rows up to which dot_gemm beats BLAS and small_gemm
+// Batch rows up to which dot_gemm is used. Measured on the AVX2 EPYC (I=H=256, 1 thread): in the
+// recurrences only B = 1 (at B = 2-4 small_gemm's packed panels are 1.4-1.6x faster); in the step,
+// whose weights are not packed, up to 4 rows (120-183 µs a step at B = 2-4, BLAS 125-212 µs).
+constexpr int64_t kDotGemmRows = 1;
+constexpr int64_t kDotStepRows = 4;
 constexpr int64_t kSmallGemmRows = 16;   // batch rows up to which small_gemm beats BLAS
 
 // W (m, k) row-major -> panels of 16 rows of W, transposed: panel[j][kk][q] = W[16j + q][kk], so that
@@ -335,7 +339,7 @@ inline void gemm_xwt(int64_t n, int64_t m, int64_t k, const T* a, int64_t lda, c
 template <typename T>
 inline void gemm_xwt_unpacked(int64_t n, int64_t m, int64_t k, const T* a, int64_t lda, const T* w, T* c, int64_t ldc) {
   if constexpr (std::is_same_v<T, float>) {
-    if (kSmallGemm && n <= kDotGemmRows) {
+    if (kSmallGemm && n <= kDotStepRows) {
       dot_gemm(n, m, k, a, lda, w, false, c, ldc);
       return;
     }
