@@ -348,21 +348,25 @@ def test_gru_rnn_layers_match_torch(engine, kind):
 # ------------------------------------------------------------------------------------------------
 # The step API.
 
-@pytest.mark.parametrize("options", [dict(num_layers=2), dict(num_layers=2, proj_size=3), dict(bias=False)])
-def test_stepper_matches_full_sequence(engine, options):
+def assert_steps_match_sequence(model: nn.Module, x: torch.Tensor, tol: float) -> None:
+    """LSTMStepper through x (T, B, I) one step at a time == the module on the whole sequence."""
     from lstmkit.backends.cpu.step import LSTMStepper
 
-    torch.manual_seed(0)
-    model = nn.LSTM(4, 6, dtype=torch.float64, **options)
-    x = torch.randn(7, 2, 4, dtype=torch.float64)
     with torch.no_grad():
         want_y, (want_h, want_c) = model(x)
     stepper, state = LSTMStepper(model), None
     for t in range(x.shape[0]):
         y_t, state = stepper(x[t], state)
-        assert_close(y_t, want_y[t], 1e-10, f"y at step {t}")
-    assert_close(state[0], want_h, 1e-10, "h_n")
-    assert_close(state[1], want_c, 1e-10, "c_n")
+        assert_close(y_t, want_y[t], tol, f"y at step {t}")
+    assert_close(state[0], want_h, tol, "h_n")
+    assert_close(state[1], want_c, tol, "c_n")
+
+
+@pytest.mark.parametrize("options", [dict(num_layers=2), dict(num_layers=2, proj_size=3), dict(bias=False)])
+def test_stepper_matches_full_sequence(engine, options):
+    torch.manual_seed(0)
+    assert_steps_match_sequence(nn.LSTM(4, 6, dtype=torch.float64, **options),
+                                torch.randn(7, 2, 4, dtype=torch.float64), 1e-10)
 
 
 @pytest.mark.parametrize("batch", [1, 2, 3, 5])
@@ -370,19 +374,8 @@ def test_stepper_matches_full_sequence(engine, options):
 def test_stepper_float32_small_batches(engine, batch, proj):
     """float32 at B <= 4 takes the dot-product kernel (B = 5: BLAS); sizes with a k % 8 tail and
     (with proj_size 5) a projection whose row count is not a multiple of 4."""
-    from lstmkit.backends.cpu.step import LSTMStepper
-
     torch.manual_seed(batch)
-    model = nn.LSTM(13, 16, num_layers=2, proj_size=proj)
-    x = torch.randn(6, batch, 13)
-    with torch.no_grad():
-        want_y, (want_h, want_c) = model(x)
-    stepper, state = LSTMStepper(model), None
-    for t in range(x.shape[0]):
-        y_t, state = stepper(x[t], state)
-        assert_close(y_t, want_y[t], 1e-5, f"y at step {t}")
-    assert_close(state[0], want_h, 1e-5, "h_n")
-    assert_close(state[1], want_c, 1e-5, "c_n")
+    assert_steps_match_sequence(nn.LSTM(13, 16, num_layers=2, proj_size=proj), torch.randn(6, batch, 13), 1e-5)
 
 
 def test_stepper_on_lstmkit_module_unbatched_and_refresh(engine):
