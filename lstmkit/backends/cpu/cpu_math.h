@@ -192,9 +192,9 @@ inline void small_gemm(int64_t n, int64_t m, int64_t k, const float* a, int64_t 
   });
 }
 
-// Dot-product form for the smallest batches (see kDotGemmRows below): C (n, m) = A (n, k) @ W^T, W (m, k) row-major
-// and unpacked, read once: 4 rows of W at a time, each against up to 2 rows of A, 8 independent
-// accumulators. At B = 1 this is a matrix-vector product that streams W at the cache's bandwidth: 40 µs
+// Dot-product form for the smallest batches (see kDotGemmRows below): C (n, m) = A (n, k) @ W^T with
+// W (m, k) row-major and unpacked, read once: 4 rows of W at a time, each against up to 2 rows of A,
+// 8 independent accumulators. At B = 1 this is a matrix-vector product that streams W at the cache's bandwidth: 40 µs
 // for 1024x512 on an AVX2 EPYC where BLAS's sgemv takes 75 µs and small_gemm's broadcast form is bound
 // by the latency of its two accumulator chains.
 template <int NB>

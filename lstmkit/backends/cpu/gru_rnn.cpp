@@ -104,7 +104,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> gru_backward(const OptT& grad_y, cons
   Tensor dx = packed ? at::zeros({T_, B, GH}, opts) : at::empty({T_, B, GH}, opts);
   Tensor dhh = packed ? at::zeros({T_, B, GH}, opts) : at::empty({T_, B, GH}, opts);
   Tensor dh = given(grad_h_n) ? grad_h_n->contiguous().clone() : at::zeros({B, H}, opts);
-  const Tensor w_hh_t = maybe_transposed(w_hh, B);          // for dot_gemm at B <= 4
+  const Tensor w_hh_t = maybe_transposed(w_hh, B);          // for dot_gemm at B = 1
   AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "gru_backward", [&] {
     using T = scalar_t;
     T* dhp = dh.data_ptr<T>();
@@ -167,7 +167,7 @@ std::tuple<Tensor, Tensor, Tensor> rnn_backward(const OptT& grad_y, const OptT& 
   auto opts = y.options();
   Tensor da = sizes.has_value() ? at::zeros({T_, B, H}, opts) : at::empty({T_, B, H}, opts);
   Tensor dh = given(grad_h_n) ? grad_h_n->contiguous().clone() : at::zeros({B, H}, opts);
-  const Tensor w_hh_t = maybe_transposed(w_hh, B);          // for dot_gemm at B <= 4
+  const Tensor w_hh_t = maybe_transposed(w_hh, B);          // for dot_gemm at B = 1
   AT_DISPATCH_FLOATING_TYPES(y.scalar_type(), "rnn_backward", [&] {
     using T = scalar_t;
     T* dhp = dh.data_ptr<T>();

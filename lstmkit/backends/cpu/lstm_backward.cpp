@@ -95,7 +95,7 @@ Bwd lstm_backward(const OptT& grad_y_, const OptT& grad_h_n, const OptT& grad_c_
   Tensor dtmp = at::empty({B, P}, opts);
   const Tensor& cn_seq = zoc ? cnew : cs;                    // c' (before zoneout)
 
-  const Tensor w_hh_t = maybe_transposed(w_hh, B);          // for dot_gemm at B <= 4
+  const Tensor w_hh_t = maybe_transposed(w_hh, B);          // for dot_gemm at B = 1
   AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_backward", [&] {
     using T = scalar_t;
     const Tensor zeros = at::zeros({H}, opts);                     // stands in for absent peepholes
