@@ -37,14 +37,16 @@ RUNS = {
     "amazon": {
         "data": ["--train", "amazon_reviews/train.ft.txt.bz2", "--test", "amazon_reviews/test.ft.txt.bz2",
                  "--pretrain-on", "sst2/train.tsv"],
-        # Transfer from SST-2's labelled movie-review phrases (3 epochs), then fine-tuning: 90.2 %
-        # valid. Without transfer the best we found (LM pretraining 8 epochs + the n-gram bag)
-        # reached 88.9 % valid but 85.8 % test; LM pretraining before the transfer did not help
-        # (86.9 % valid). See results/sentiment-amazon.md.
+        # Transfer from SST-2's labelled movie-review phrases (3 epochs), then fine-tuning 4 epochs
+        # with a cosine decay, beside a weight-decayed n-gram bag: the best mean validation accuracy
+        # over the splits of seeds 0-2 (89.5 %; without the bag 88.6 %, with 5 transfer epochs
+        # 88.6 %); its test accuracy ties the baseline's here (88.38 %), 88.1 % over the seeds. Without transfer the best (LM pretraining + the n-gram bag) had 88.9 % valid but
+        # 85.8 % test. Every configuration and seed: results/sentiment-amazon.md.
         "flags": ["--embedding-dim", "100", "--hidden-size", "128", "--max-len", "300",
-                  "--epochs", "6", "--batch-size", "32", "--pooling", "max",
+                  "--epochs", "4", "--lr-schedule", "cosine", "--batch-size", "32", "--pooling", "max",
                   "--pretrain-label-map", "0=1,1=2", "--pretrain-on-epochs", "3",
-                  "--pretrain-on-batch-size", "64"],
+                  "--pretrain-on-batch-size", "64",
+                  "--ngram-buckets", "1048576", "--ngram-weight-decay", "1.0"],
         "targets": {"accuracy": 0.85, "above_baseline": True, "minutes": 15},
     },
     "sst2": {
