@@ -213,7 +213,7 @@ def test_pretrain_on_related_labelled_data(tmp_path, monkeypatch, capsys):
     assert transfer["examples"] + transfer["held_out"] == 200 and transfer["held_out_acc"] >= 0.9
     assert "pretrained on related.tsv" in report["model"]
     # The linear baseline is also fitted with the related texts added, for a fair comparison.
-    assert 0 <= report["baseline_with_transfer"]["accuracy"] <= 1 and "baseline" in report
+    assert report["baseline_with_transfer"]["accuracy"] >= 0.8 and "baseline" in report
     assert "+ the --pretrain-on texts" in capsys.readouterr().out
     assert report["train_seconds"] >= transfer["seconds"] > 0
     start = seen["start"]
