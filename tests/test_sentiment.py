@@ -225,3 +225,15 @@ def test_pretrain_on_related_labelled_data(tmp_path, monkeypatch, capsys):
     with torch.no_grad():
         predicted = model(ids, torch.tensor([2, 2])).argmax(1).tolist()
     assert [labels.names[i] for i in predicted] == ["2", "1"]
+
+
+def test_out_defaults_to_runs_sentiment(tmp_path, monkeypatch):
+    """Like the other tasks, a run without --out lands in runs/sentiment (and a second one asks
+    for --overwrite or --resume instead of mixing two runs)."""
+    train_file = write_fasttext(tmp_path / "train.ft.txt", 40, seed=7)
+    monkeypatch.chdir(tmp_path)
+    args = ["train", "sentiment", "--train", str(train_file), "--epochs", "1", "--batch-size", "16",
+            "--embedding-dim", "8", "--hidden-size", "8", "--min-freq", "1", "--no-progress"]
+    assert main(args) == 0
+    assert (tmp_path / "runs" / "sentiment" / "best").is_dir()
+    assert main(args) == 2

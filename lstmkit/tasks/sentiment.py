@@ -96,7 +96,8 @@ def add_train_args(parser) -> None:
                                "when both files use the same label names")
     parser.add_argument("--no-baseline", dest="baseline", action="store_false",
                         help="skip the bag-of-words logistic-regression baseline")
-    train.add_training_args(parser, epochs=8, lr=2e-3, batch_size=32, clip=5.0, patience=3)
+    train.add_training_args(parser, out=Path("runs/sentiment"), epochs=8, lr=2e-3, batch_size=32, clip=5.0,
+                            patience=3)
 
 
 @dataclass
