@@ -75,7 +75,10 @@ class LSTMStepper:
                 state = (state[0].unsqueeze(1), state[1].unsqueeze(1))
         if state is None:
             state = self.initial_state(x_t.shape[0])
-        y, h, c = torch.ops.lstmkit.lstm_step(x_t, state[0], state[1], self._w_cat, self._bias, self._w_hr)
+        # The resolved overload: calling the packet (torch.ops.lstmkit.lstm_step) picks the overload
+        # again on every call, ~9 µs of a ~70 µs step.
+        y, h, c = torch.ops.lstmkit.lstm_step.default(x_t, state[0], state[1], self._w_cat, self._bias,
+                                                       self._w_hr)
         if unbatched:
             return y[0], (h[:, 0], c[:, 0])
         return y, (h, c)
