@@ -277,7 +277,7 @@ class LSTM(RecurrentLayers):
 
     def _fast_stepper(self, x_t: Tensor, state):
         if (self.backend not in ("auto", "cpu") or self._trace_recorder is not None
-                or x_t.device.type != "cpu" or x_t.dtype not in (torch.float32, torch.float64)
+                or not x_t.is_cpu or x_t.dtype not in (torch.float32, torch.float64)
                 or (self.training and (self.dropout or self.variant.stochastic(True)))
                 or not self._plain_step_shapes(x_t, state)):
             return None                          # forward runs it (and names what is wrong, if anything)
@@ -322,7 +322,7 @@ class LSTM(RecurrentLayers):
         lead = (self.num_layers, x_t.shape[0]) if batched else (self.num_layers,)
         return (h.shape == (*lead, self.proj_size or self.hidden_size) and c.shape == (*lead, self.hidden_size)
                 and h.dtype == x_t.dtype and c.dtype == x_t.dtype
-                and h.device.type == "cpu" and c.device.type == "cpu")
+                and h.is_cpu and c.is_cpu)
 
     def _shapes(self, layer_input: int) -> dict[str, tuple[int, ...]]:
         return lstm_parameter_shapes(layer_input, self.hidden_size, self.proj_size, self.bias, self.variant)
