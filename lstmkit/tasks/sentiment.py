@@ -31,8 +31,8 @@ from lstmkit.data.readers import FORMATS, Example, read_examples, read_texts
 from lstmkit.data.text import LabelSet, Vocabulary, tokenize
 from lstmkit.errors import UsageError
 from lstmkit.tasks.sentiment_model import POOLINGS, SentimentClassifier, classification_metrics
-from lstmkit.tasks.sentiment_pretraining import (label_map, pretrain_language_model,
-                                                 pretrain_on_labelled)
+from lstmkit.tasks.sentiment_pretraining import (classifier_step, label_map,
+                                                 pretrain_language_model, pretrain_on_labelled)
 
 NAME = "sentiment"
 HELP = "classify texts (e.g. reviews as positive/negative) with an embedding + (bi)LSTM model"
@@ -147,13 +147,6 @@ def predict_logits(model, batches, device) -> torch.Tensor:
     return logits
 
 
-def _step(model, batch, state):
-    logits = model(batch.ids, batch.lengths)  # (B, C)
-    loss = F.cross_entropy(logits, batch.labels)
-    acc = (logits.argmax(1) == batch.labels).float().mean()
-    return train.StepOutput(loss, metrics={"acc": acc}, size=len(batch))
-
-
 def _scores(logits: torch.Tensor, targets: list[int], num_classes: int) -> dict:
     target = torch.tensor(targets)
     return {"loss": F.cross_entropy(logits, target).item(),
@@ -247,7 +240,7 @@ def train_main(args) -> int:
           file=sys.stderr)
     result = train.fit(train.TrainSpec(
         task=NAME, model=model, model_config=model_config, train_batches=train_batches,
-        step=_step, evaluate=evaluate, monitor="acc", lower_is_better=False,
+        step=classifier_step, evaluate=evaluate, monitor="acc", lower_is_better=False,
         make_optimizer=lambda model, config: _optimizer(model, config, args.ngram_weight_decay),
         extras={"vocab": vocab.to_json(), "labels": labels.to_json()}), config)
 

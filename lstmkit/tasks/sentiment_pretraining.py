@@ -107,7 +107,8 @@ def label_map(spec: str | None, source_names, target: LabelSet, source_file) -> 
     return mapping
 
 
-def _classifier_step(model, batch, state):
+def classifier_step(model, batch, state):
+    """The classifier's training step: cross-entropy and accuracy (transfer and fine-tuning alike)."""
     logits = model(batch.ids, batch.lengths)  # (B, C)
     return train.StepOutput(F.cross_entropy(logits, batch.labels),
                             metrics={"acc": (logits.argmax(1) == batch.labels).float().mean()},
@@ -132,7 +133,7 @@ def pretrain_on_labelled(model: SentimentClassifier, sequences: list[list[int]],
     result = train.fit(train.TrainSpec(
         task=NAME + "-transfer", model=model, model_config={},
         train_batches=_shuffled(pick(sequences, kept), pick(labels, kept), config, 7907),
-        step=_classifier_step, valid_batches=make_batches(pick(sequences, held), pick(labels, held), 256),
+        step=classifier_step, valid_batches=make_batches(pick(sequences, held), pick(labels, held), 256),
         monitor="acc", lower_is_better=False), _pretrain_config(config, epochs, None))
     return {"source": source, "examples": len(kept), "held_out": len(held), "epochs": epochs,
             "best_epoch": result.best_epoch, "held_out_acc": round(result.best_metrics["acc"], 4),
