@@ -38,6 +38,23 @@ def test_one_step_generation_equals_rerunning_the_whole_sequence():
     assert streamed == sequence[3:]
 
 
+@pytest.mark.parametrize("softmax", ["full", "adaptive"])
+def test_model_step_scores_equal_forward(softmax):
+    """LanguageModel.step gives what forward gives at each step: logits (full softmax) or
+    log-probabilities (adaptive), with the state carried."""
+    torch.manual_seed(0)
+    model = LanguageModel(20, embed_size=5, hidden_size=12, num_layers=2, softmax=softmax,
+                          cutoffs=(5, 10) if softmax == "adaptive" else ()).eval()
+    tokens = [3, 1, 4, 1, 5, 9]
+    with torch.no_grad():
+        want, _ = model(torch.tensor([tokens]))  # (1, T, V)
+        state = None
+        for t, token in enumerate(tokens):
+            scores, state = model.step(token, state)
+            assert scores.shape == (20,)
+            assert torch.allclose(scores, want[0, t], atol=1e-5), t
+
+
 def test_top_k_and_temperature():
     generator = torch.Generator().manual_seed(0)
     logits = torch.tensor([0.0, 3.0, 2.9, -1.0])

@@ -66,25 +66,27 @@ class LanguageModel(nn.Module):
         embedded = self.dropout(self.embedding(tokens))  # (B, T, E)
         outputs, state = self.lstm(embedded, state)  # (B, T, H), ((L, B, H), (L, B, H))
         outputs = self.dropout(outputs)
-        flat = outputs.reshape(-1, outputs.size(-1))  # (B*T, H)
+        if targets is None:
+            return self._scores(outputs), state  # (B, T, V)
         if self.softmax == "adaptive":
-            if targets is not None:
-                return self.head(flat, targets.reshape(-1)).loss, state
-            return self.head.log_prob(flat).view(*tokens.shape, self.vocab_size), state  # (B, T, V)
+            return self.head(outputs.reshape(-1, outputs.size(-1)), targets.reshape(-1)).loss, state
         logits = self.head(outputs)  # (B, T, V)
-        if targets is not None:
-            return nn.functional.cross_entropy(logits.reshape(-1, self.vocab_size), targets.reshape(-1)), state
-        return logits, state
+        return nn.functional.cross_entropy(logits.reshape(-1, self.vocab_size), targets.reshape(-1)), state
 
     def step(self, token: int, state=None):
         """Scores (V,) of the token after ``token`` (what ``forward`` gives for one step: logits, or
         log-probabilities with the adaptive softmax) and the new state: one ``LSTM.step`` (the cpu
         engine's fused step under no_grad), for streaming generation."""
-        embedded = self.embedding(torch.tensor([token], device=self.embedding.weight.device))  # (1, E)
+        embedded = self.dropout(self.embedding(torch.tensor([token], device=self.embedding.weight.device)))
         output, state = self.lstm.step(embedded, state)  # (1, H)
+        return self._scores(self.dropout(output))[0], state
+
+    def _scores(self, outputs: torch.Tensor) -> torch.Tensor:
+        """(..., H) -> (..., V): logits, or log-probabilities with the adaptive softmax."""
         if self.softmax == "adaptive":
-            return self.head.log_prob(output)[0], state
-        return self.head(output)[0], state
+            flat = outputs.reshape(-1, outputs.size(-1))
+            return self.head.log_prob(flat).view(*outputs.shape[:-1], self.vocab_size)
+        return self.head(outputs)
 
 
 def model_from_config(config: dict) -> LanguageModel:
