@@ -30,7 +30,9 @@ from lstmkit.data.batching import make_batches, truncate
 from lstmkit.data.readers import FORMATS, Example, read_examples, read_texts
 from lstmkit.data.text import LabelSet, Vocabulary, tokenize
 from lstmkit.errors import UsageError
-from lstmkit.tasks.sentiment_model import POOLINGS, SentimentClassifier, classification_metrics
+from lstmkit.tasks import sentiment_ensemble as ensemble
+from lstmkit.tasks.sentiment_model import (POOLINGS, SentimentClassifier, SentimentEnsemble,
+                                           build_classifier, classification_metrics)
 from lstmkit.tasks.sentiment_pretraining import (classifier_step, label_map,
                                                  pretrain_language_model, pretrain_on_labelled)
 
@@ -94,6 +96,10 @@ def add_train_args(parser) -> None:
                           help="how the --pretrain-on labels read as training labels, e.g. "
                                "'0=1,1=2' (SST-2's 0/1 as the fastText reviews' 1/2); not needed "
                                "when both files use the same label names")
+    parser.add_argument("--ensemble", type=int, default=1, metavar="K",
+                        help="fine-tune K classifiers from the same start (after any pretraining) "
+                             "with seeds SEED..SEED+K-1 and predict with the mean of their "
+                             "probabilities; costs K fine-tunings (default 1: one model)")
     parser.add_argument("--no-baseline", dest="baseline", action="store_false",
                         help="skip the bag-of-words logistic-regression baseline")
     train.add_training_args(parser, out=Path("runs/sentiment"), epochs=8, lr=2e-3, batch_size=32, clip=5.0,
@@ -205,6 +211,9 @@ def train_main(args) -> int:
                         dropout=args.dropout, embedding_dropout=args.embedding_dropout,
                         pooling=args.pooling, backend=args.backend,
                         ngram_buckets=args.ngram_buckets)
+    if args.ensemble < 1:
+        raise UsageError(f"--ensemble must be >= 1, got {args.ensemble}")
+    ensemble.prepare_out(config.out, args.ensemble, config)  # before hours of pretraining, not after
     model = SentimentClassifier(**architecture)
     model_config = {"architecture": architecture, "max_len": args.max_len,
                     "lowercase": args.lowercase, "tokenizer": "lstmkit.data.text.tokenize"}
@@ -225,10 +234,16 @@ def train_main(args) -> int:
             args.pretrain_on_epochs, args.pretrain_on_batch_size, str(args.pretrain_on))
         model.cpu()
 
-    def train_batches(epoch):
-        generator = train.epoch_generator(config.seed, epoch)
-        return make_batches(train_data.sequences, train_data.labels, config.batch_size,
-                            shuffle=True, generator=generator)
+    def make_spec(model, seed):
+        def train_batches(epoch):
+            generator = train.epoch_generator(seed, epoch)
+            return make_batches(train_data.sequences, train_data.labels, config.batch_size,
+                                shuffle=True, generator=generator)
+        return train.TrainSpec(
+            task=NAME, model=model, model_config=model_config, train_batches=train_batches,
+            step=classifier_step, evaluate=evaluate, monitor="acc", lower_is_better=False,
+            make_optimizer=lambda model, config: _optimizer(model, config, args.ngram_weight_decay),
+            extras=extras)
 
     def evaluate(model, device):
         scores = _scores(predict_logits(model, valid_batches, device), valid_data.labels, len(labels))
@@ -238,19 +253,29 @@ def train_main(args) -> int:
           f"{f' / {len(test_examples)} test' if test_examples else ''} texts; "
           f"{len(vocab)} words in the vocabulary; labels {labels.names}; device {device}",
           file=sys.stderr)
-    result = train.fit(train.TrainSpec(
-        task=NAME, model=model, model_config=model_config, train_batches=train_batches,
-        step=classifier_step, evaluate=evaluate, monitor="acc", lower_is_better=False,
-        make_optimizer=lambda model, config: _optimizer(model, config, args.ngram_weight_decay),
-        extras={"vocab": vocab.to_json(), "labels": labels.to_json()}), config)
+    extras = {"vocab": vocab.to_json(), "labels": labels.to_json()}
+    if args.ensemble == 1:
+        result = train.fit(make_spec(model, config.seed), config)
+        results, final_model, valid_scores = [result], result.model, result.best_metrics
+    else:
+        ensemble.shared_start(model, config.out, config, NAME, model_config)
+        results = ensemble.train_members(model, args.ensemble, config, make_spec)
+        final_model = SentimentEnsemble([r.model for r in results]).to(device)
+        valid_scores = evaluate(final_model, device)
+        ensemble.save_ensemble(config.out, final_model, NAME, model_config, extras, valid_scores)
 
     kind = (("BiLSTM" if args.bidirectional else "LSTM") + (" + n-grams" if args.ngram_buckets else "")
             + (" (LM-pretrained)" if pretraining else "")
-            + (f" (pretrained on {args.pretrain_on.name})" if transfer else ""))
+            + (f" (pretrained on {args.pretrain_on.name})" if transfer else "")
+            + (f", ensemble of {args.ensemble}" if args.ensemble > 1 else ""))
     report = {"model": kind, "train_examples": len(train_examples), "valid_examples": len(valid_examples),
-              "vocab_size": len(vocab), "labels": labels.names, "best_epoch": result.best_epoch,
-              "epochs_run": result.epochs_run, "valid": result.best_metrics,
-              "train_seconds": round(sum(r["seconds"] for r in result.history), 1)}
+              "vocab_size": len(vocab), "labels": labels.names,
+              "best_epoch": [r.best_epoch for r in results] if len(results) > 1 else results[0].best_epoch,
+              "epochs_run": sum(r.epochs_run for r in results), "valid": valid_scores,
+              "train_seconds": round(sum(e["seconds"] for r in results for e in r.history), 1)}
+    if len(results) > 1:
+        report["members"] = [{"seed": config.seed + k, "best_epoch": r.best_epoch,
+                              "valid": r.best_metrics} for k, r in enumerate(results)]
     if pretraining is not None:  # its whole wall time counts as training time
         report["pretraining"] = pretraining
         report["train_seconds"] = round(report["train_seconds"] + pretraining["seconds"], 1)
@@ -259,7 +284,7 @@ def train_main(args) -> int:
         report["train_seconds"] = round(report["train_seconds"] + transfer["seconds"], 1)
     if test_data is not None:
         test_batches = make_batches(test_data.sequences, test_data.labels, 256)
-        report["test"] = _scores(predict_logits(result.model, test_batches, device),
+        report["test"] = _scores(predict_logits(final_model, test_batches, device),
                                  test_data.labels, len(labels))
         if args.baseline:
             from lstmkit.baselines import BagOfWordsLogReg
@@ -282,7 +307,10 @@ def train_main(args) -> int:
 
 def _print_report(report: dict) -> None:
     valid = report["valid"]
-    print(f"best epoch {report['best_epoch']}: valid accuracy {valid['acc']:.4f}  F1 {valid['f1']:.4f}")
+    members = report.get("members")
+    which = (f"ensemble of {len(members)} (best epochs {', '.join(str(m['best_epoch']) for m in members)})"
+             if members else f"best epoch {report['best_epoch']}")
+    print(f"{which}: valid accuracy {valid['acc']:.4f}  F1 {valid['f1']:.4f}")
     if "test" not in report:
         return
     rows = [(report["model"], report["test"]),
@@ -312,7 +340,7 @@ def add_predict_args(parser) -> None:
 def load_model(directory: Path, device: torch.device):
     """(model, vocabulary, labels, model_config) from a run folder or a checkpoint folder."""
     ckpt = load_checkpoint(run_or_checkpoint_dir(directory), task=NAME)
-    model = SentimentClassifier(**ckpt.model_config["architecture"])
+    model = build_classifier(ckpt.model_config["architecture"], ckpt.model_config.get("ensemble", 1))
     model.load_state_dict(ckpt.state_dict)
     return (model.to(device).eval(), Vocabulary.from_json(ckpt.extras["vocab"]),
             LabelSet.from_json(ckpt.extras["labels"]), ckpt.model_config)

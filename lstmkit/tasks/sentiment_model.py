@@ -22,6 +22,8 @@ classifier only.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
@@ -94,6 +96,33 @@ class SentimentClassifier(nn.Module):
         if self.ngrams is not None:
             logits = logits + self.ngram_logits(ids, lengths)
         return logits
+
+
+class SentimentEnsemble(nn.Module):
+    """Classifiers trained from the same start with different seeds (shuffles, dropout masks),
+    predicting the mean of their class probabilities. On a few thousand reviews one model's errors
+    depend on its seed by a point or more; the mean of a few cancels much of that.
+
+    Returns log mean probabilities: used as logits, their softmax is that mean and their argmax
+    its class, so the training, evaluation and prediction code treat it like one classifier."""
+
+    def __init__(self, members: list[SentimentClassifier]):
+        super().__init__()
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        self.members = nn.ModuleList(members)
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        log_probs = torch.stack([torch.log_softmax(m(ids, lengths).float(), dim=1)
+                                 for m in self.members])  # (K, B, C)
+        return torch.logsumexp(log_probs, dim=0) - math.log(len(self.members))
+
+
+def build_classifier(architecture: dict, members: int = 1) -> nn.Module:
+    """The model a checkpoint describes: one classifier, or an ensemble of `members` of them."""
+    if members == 1:
+        return SentimentClassifier(**architecture)
+    return SentimentEnsemble([SentimentClassifier(**architecture) for _ in range(members)])
 
 
 def lm_cutoffs(vocab_size: int) -> list[int]:
