@@ -378,6 +378,24 @@ def test_stepper_float32_small_batches(engine, batch, proj):
     assert_steps_match_sequence(nn.LSTM(13, 16, num_layers=2, proj_size=proj), torch.randn(6, batch, 13), 1e-5)
 
 
+def test_direct_step_binding_equals_the_operator(engine):
+    """The stepper calls the kernel through its own binding (no dispatcher); torch.ops.lstmkit.lstm_step
+    (what torch.compile and TorchScript see) must give the very same numbers. Without the dispatcher's
+    device check, the kernel refuses non-CPU tensors itself."""
+    from lstmkit.backends.cpu.step import LSTMStepper
+
+    torch.manual_seed(0)
+    stepper = LSTMStepper(nn.LSTM(5, 7, num_layers=2, proj_size=3))
+    x, (h, c) = torch.randn(2, 5), stepper.initial_state(2)
+    h, c = h + 0.3, c - 0.2
+    direct = stepper._step(x, h, c)
+    operator = torch.ops.lstmkit.lstm_step(x, h, c, stepper._w_cat, stepper._bias, stepper._w_hr)
+    for got, want in zip(direct, operator):
+        assert torch.equal(got, want)
+    with pytest.raises(RuntimeError, match="must be CPU tensors"):
+        stepper._step(x.to("meta"), h, c)
+
+
 def test_stepper_on_lstmkit_module_unbatched_and_refresh(engine):
     from lstmkit.backends.cpu.step import LSTMStepper
 

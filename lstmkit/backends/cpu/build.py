@@ -18,12 +18,14 @@ from pathlib import Path
 
 import torch
 
-SOURCES = ("lstm_forward.cpp", "lstm_backward.cpp", "gru_rnn.cpp", "step.cpp", "projection.cpp")
+SOURCES = ("lstm_forward.cpp", "lstm_backward.cpp", "gru_rnn.cpp", "step.cpp", "projection.cpp",
+           "python_bindings.cpp")
 HEADERS = ("cpu_math.h",)
 _HERE = Path(__file__).resolve().parent
 
 _lock = threading.Lock()
-_state: dict[str, object] = {}          # "ok": bool, "reason": str once a build was attempted
+_state: dict[str, object] = {}          # "ok": bool, "reason": str once a build was attempted,
+                                        # "module": the built Python module (python_bindings.cpp)
 
 
 def cache_root() -> Path:
@@ -64,16 +66,17 @@ def _missing_tool() -> str | None:
     return None
 
 
-def _compile() -> None:
-    """Build (or load from the cache) and register the lstmkit:: operators with torch."""
+def _compile():
+    """Build (or load from the cache), register the lstmkit:: operators with torch (as the library
+    loads) and return it as a Python module (its direct bindings)."""
     from torch.utils import cpp_extension
 
     flags = compile_flags()
     name = _build_name(flags)
     build_dir = cache_root() / name
     build_dir.mkdir(parents=True, exist_ok=True)
-    cpp_extension.load(name=name, sources=[str(_HERE / s) for s in SOURCES], extra_cflags=flags,
-                       build_directory=str(build_dir), is_python_module=False, verbose=False)
+    return cpp_extension.load(name=name, sources=[str(_HERE / s) for s in SOURCES], extra_cflags=flags,
+                              build_directory=str(build_dir), is_python_module=True, verbose=False)
 
 
 def load() -> tuple[bool, str]:
@@ -81,23 +84,28 @@ def load() -> tuple[bool, str]:
     with _lock:
         if "ok" in _state:
             return bool(_state["ok"]), str(_state["reason"])
-        reason = ""
+        reason, module = "", None
         if os.environ.get("LSTMKIT_CPU_ENGINE", "1") == "0":
             reason = "switched off by LSTMKIT_CPU_ENGINE=0"
         else:
             reason = _missing_tool() or ""
         if not reason:
             try:
-                _compile()
+                module = _compile()
             except Exception as error:  # a failed compile must leave the other backends working
                 lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
                 first = next((ln for ln in lines if "error" in ln.lower()), lines[-1] if lines else "")
                 reason = f"compiling the C++ sources failed: {first or type(error).__name__}"
-        _state.update(ok=not reason, reason=reason)
+        _state.update(ok=not reason, reason=reason, module=module)
         if reason:
             warnings.warn(f"lstmkit: the cpu engine is unavailable: {reason}. "
                           "The 'reference' and 'native' backends still work.", RuntimeWarning, stacklevel=3)
         return not reason, reason
+
+
+def module():
+    """The built library as a Python module (its direct bindings), after a successful load()."""
+    return _state["module"]
 
 
 def reset() -> None:

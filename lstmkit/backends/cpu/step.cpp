@@ -36,6 +36,8 @@ std::tuple<Tensor, Tensor, Tensor> lstm_step(const Tensor& x_, const Tensor& h_,
   const Tensor x = x_.contiguous(), h = h_.contiguous(), c = c_.contiguous();
   const int64_t L = h.size(0), B = h.size(1), P = h.size(2), H = c.size(2), GH = 4 * H;
   TORCH_CHECK((int64_t)w_cat.size() == L && (int64_t)bias.size() == L, "lstm_step: need one weight per layer");
+  // The direct binding (python_bindings.cpp) skips the dispatcher, which would check the device.
+  TORCH_CHECK(x.is_cpu() && h.is_cpu() && c.is_cpu(), "lstm_step: x, h and c must be CPU tensors");
   const bool proj = !w_hr.empty();
   TORCH_CHECK(x.dim() == 2 && x.size(0) == B && c.size(0) == L && c.size(1) == B, "lstm_step: x must be (B, I) ",
               "and h, c (L, B, ·) with the same B; got x ", x.sizes(), ", h ", h.sizes(), ", c ", c.sizes());
