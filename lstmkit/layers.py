@@ -205,14 +205,13 @@ class RecurrentLayers(nn.Module):
         bias = None
         if "bias_ih" in p:
             bias = p["bias_ih"] if self.mode == "GRU" else p["bias_ih"] + p["bias_hh"]
-        if ln_weight is None and bias is not None:
+        if ln_weight is not None:  # LN(x W^T)·γ + b as one op: no separate (T·B, G·H) mul and add
+            xg = F.layer_norm(flat @ p["weight_ih"].t(), (ln_weight.shape[0],), ln_weight, bias,
+                              eps=LAYER_NORM_EPS)
+        elif bias is not None:
             xg = torch.addmm(bias, flat, p["weight_ih"].t())
         else:
             xg = flat @ p["weight_ih"].t()
-            if ln_weight is not None:
-                xg = F.layer_norm(xg, xg.shape[-1:], eps=LAYER_NORM_EPS) * ln_weight
-            if bias is not None:
-                xg = xg + bias
         return xg.view(steps, batch, -1)
 
     def _run_direction(self, engine, x, states, layer, direction, layout, recorder):
