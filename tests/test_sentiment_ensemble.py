@@ -88,6 +88,8 @@ def test_ensemble_run_folders_are_not_mixed(tmp_path, capsys):
     assert "holds no ensemble" in capsys.readouterr().err
     assert main(_args(train_file, single)) == 2
     assert "--overwrite" in capsys.readouterr().err
+    assert main(_args(train_file, single, "--overwrite")) == 0  # the one-model run's files go
+    assert not (single / "last").exists() and not (single / "metrics.jsonl").exists()
     assert main(_args(train_file, out)) == 0
     assert main(_args(train_file, out)) == 2  # a second ensemble run into the same folder
     one_model_here = [a if a != str(single) else str(out) for a in one_model]

@@ -38,7 +38,7 @@ def prepare_out(out: Path | None, members: int, config: train.TrainConfig) -> No
     --overwrite (then the old ensemble parts go) or --resume."""
     if out is None or config.resume:
         return
-    taken = [out / MEMBERS] + ([out / "best", out / "last"] if members > 1 else [])
+    taken = [out / MEMBERS] + ([out / "best", out / "last", out / "metrics.jsonl"] if members > 1 else [])
     taken = [path for path in taken if path.exists()]
     if not taken:
         return
@@ -48,7 +48,10 @@ def prepare_out(out: Path | None, members: int, config: train.TrainConfig) -> No
     info = distributed.from_environment()
     if info.is_main:
         for path in taken:
-            shutil.rmtree(path)
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
     distributed.barrier(info)
 
 
