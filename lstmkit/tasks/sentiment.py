@@ -12,7 +12,8 @@ validation (early stopping, best checkpoint); the test set is only used for the 
 With --pretrain-epochs N the embedding and LSTM are first trained as a language model on the
 training texts (Dai & Le 2015); with --pretrain-on FILE the whole classifier is first trained on a
 related labelled data set (e.g. SST-2 before product reviews), then fine-tuned: see
-lstmkit.tasks.sentiment_pretraining.
+lstmkit.tasks.sentiment_pretraining. With --ensemble K, K classifiers are fine-tuned from that
+start with different seeds and predict together (lstmkit.tasks.sentiment_ensemble).
 """
 from __future__ import annotations
 
