@@ -110,3 +110,23 @@ def test_bad_step_input_gets_forwards_message():
         model.step(torch.randn(2, 5))
     with torch.no_grad(), pytest.raises(ValueError):
         model.step(torch.randn(2, 3), (torch.zeros(1, 2, 4), torch.zeros(1, 3, 4)))
+
+
+@needs_cpu_engine
+def test_continuing_a_loop_still_checks_what_changed():
+    """The loop `y, state = lstm.step(x, state)` skips the full shape test (the state is the one the
+    last fused step returned), but an input of another batch size, dtype, or with gradients wanted,
+    still goes through forward's checks and engines."""
+    torch.manual_seed(0)
+    model = lstmkit.LSTM(3, 4).eval()
+    with torch.no_grad():
+        _, state = model.step(torch.randn(2, 3))
+        _, state = model.step(torch.randn(2, 3), state)      # continues: the quick check passes
+        with pytest.raises(ValueError):                       # 5 rows against a state of 2
+            model.step(torch.randn(5, 3), state)
+        with pytest.raises(TypeError, match="dtype"):         # float64 input, float32 weights
+            model.step(torch.randn(2, 3, dtype=torch.float64), state)
+    x = torch.randn(2, 3, requires_grad=True)
+    y, _ = model.step(x, state)                                # gradients wanted: forward, not fused
+    y.sum().backward()
+    assert x.grad is not None and model.weight_hh_l0.grad is not None
