@@ -7,7 +7,8 @@ several runs (these machines are shared and noisy: read the ratios, not the abso
 Sections, as issue 6 asks:
   train  forward+backward of a plain float32 LSTM, T=100: lstmkit cpu vs torch.nn.LSTM
   variant  layer-norm and peephole LSTMs: cpu vs the reference engine, and vs plain cpu
-  step   one step, B=1, I=H=256: LSTMStepper vs nn.LSTM on one step vs nn.LSTMCell vs the floor
+  step   one step, B=1, I=H=256, each in a generation loop (the state it returned fed back):
+         LSTMStepper and LSTM.step vs nn.LSTM on one step vs nn.LSTMCell vs the floor
          (one 4H×(I+H) matrix-vector product by torch, weights in cache) and vs one read of those
          weights (w.sum(): a bound no matrix-vector product can beat)
   linear training time at T=1000 over T=100 (should be ≤ 11×)
@@ -123,11 +124,19 @@ def bench_step(H, inner, repeats):
     cell_state = (torch.zeros(1, H), torch.zeros(1, H))
     w = torch.randn(4 * H, 2 * H)
     v, out = torch.randn(1, 2 * H), torch.empty(1, 4 * H)
+    def loop(step, state, returned_state):
+        """A generation loop: every contender gets back the state it returned the step before."""
+        carried = [state]
+
+        def run():
+            carried[0] = returned_state(step(carried[0]))
+        return run
+
     timings = {
-        "stepper": lambda: stepper(x, state1),
-        "lstmkit.LSTM.step": lambda: ours.step(x, state1),
-        "nn.LSTM one step": lambda: lstm(x1, state1),
-        "nn.LSTMCell": lambda: cell(x, cell_state),
+        "stepper": loop(lambda s: stepper(x, s), state1, lambda out: out[1]),
+        "lstmkit.LSTM.step": loop(lambda s: ours.step(x, s), state1, lambda out: out[1]),
+        "nn.LSTM one step": loop(lambda s: lstm(x1, s), state1, lambda out: out[1]),
+        "nn.LSTMCell": loop(lambda s: cell(x, s), cell_state, lambda out: out),
         "floor: 4H×(I+H) matvec": lambda: torch.mm(v, w.t(), out=out),
         # No matvec can beat one read of its weights: torch's BLAS matvec is ~2x that on AVX2 EPYCs.
         "weights read once (w.sum)": lambda: w.sum(),
