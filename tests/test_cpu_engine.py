@@ -225,6 +225,27 @@ def test_bfloat16_within_its_tolerance(engine):
         assert_close(got_grads[k], want_grads[k], 5e-2, f"bf16 gradient of {k}")
 
 
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "RNN"])
+def test_eager_path_equals_the_registered_op(engine, monkeypatch, kind):
+    """Eager calls skip torch.library's autograd wrapper (cpu._call); the registered op, which
+    torch.compile sees, must give the very same outputs and gradients."""
+    torch.manual_seed(0)
+    options = dict(dtype=torch.float64, **(dict(peephole=True, layer_norm=True) if kind == "LSTM" else {}))
+    model = getattr(lstmkit, kind)(4, 5, num_layers=2, bidirectional=True, backend="cpu", **options)
+    x = torch.randn(6, 3, 4, dtype=torch.float64)
+
+    def run():
+        model.zero_grad()
+        y, _ = model(x)
+        (y * torch.arange(y.numel(), dtype=y.dtype).view_as(y).cos()).sum().backward()
+        return [y.detach()] + [p.grad.clone() for p in model.parameters()]
+
+    eager = run()
+    monkeypatch.setattr(cpu, "_BELOW_AUTOGRAD", None)            # every call through the registration
+    for a, b in zip(eager, run()):
+        assert torch.equal(a, b)
+
+
 def test_torch_compile_fullgraph(engine):
     args = contract_args()
 

@@ -96,9 +96,14 @@ def _call(op, eager: type[torch.autograd.Function], *args):
     the same setup and backward as the op's registration: torch.library's generic wrapper costs
     ~0.3-0.5 ms a call (schema defaults refilled, keysets redispatched in Python), as much as a
     whole B=1, H=256 sequence's recurrence over 20 steps. Under torch.compile: the registered op."""
-    if torch.compiler.is_compiling():
+    if torch.compiler.is_compiling() or _BELOW_AUTOGRAD is None:
         return op(*args)        # .default: the resolved overload (the packet re-resolves it, ~9 µs a call)
     return eager.apply(*args)
+
+
+# What torch.library's own wrapper uses to reach the kernel below autograd; private, so a torch
+# without it takes the registered path (slower, same numbers).
+_BELOW_AUTOGRAD = getattr(torch._C, "_AutoDispatchBelowAutograd", None)
 
 
 def _eager_function(op, setup_context, backward) -> type[torch.autograd.Function]:
@@ -106,7 +111,7 @@ def _eager_function(op, setup_context, backward) -> type[torch.autograd.Function
     class Eager(torch.autograd.Function):
         @staticmethod
         def forward(ctx, *inputs):
-            with torch._C._AutoDispatchBelowAutograd():
+            with _BELOW_AUTOGRAD():
                 output = op(*inputs)
             setup_context(ctx, inputs, output)
             return output
