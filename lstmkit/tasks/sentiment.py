@@ -35,7 +35,8 @@ from lstmkit.tasks import sentiment_ensemble as ensemble
 from lstmkit.tasks.sentiment_model import (POOLINGS, SentimentClassifier, SentimentEnsemble,
                                            build_classifier, classification_metrics)
 from lstmkit.tasks.sentiment_pretraining import (classifier_step, label_map,
-                                                 pretrain_language_model, pretrain_on_labelled)
+                                                 pretrain_language_model, pretrain_on_labelled,
+                                                 shuffled_batches)
 
 NAME = "sentiment"
 HELP = "classify texts (e.g. reviews as positive/negative) with an embedding + (bi)LSTM model"
@@ -227,21 +228,19 @@ def train_main(args) -> int:
                                               config, args.pretrain_epochs, args.pretrain_lr,
                                               args.pretrain_dropout)
         model.cpu()
+    transfer_targets = [transfer_labels[e.label] for e in transfer_examples]
     transfer = None
     if transfer_examples and not config.resume:
         transfer = pretrain_on_labelled(
             model, [truncate(vocab.encode(t), args.max_len) for t in transfer_tokens],
-            [transfer_labels[e.label] for e in transfer_examples], config,
+            transfer_targets, config,
             args.pretrain_on_epochs, args.pretrain_on_batch_size, str(args.pretrain_on))
         model.cpu()
 
     def make_spec(model, seed):
-        def train_batches(epoch):
-            generator = train.epoch_generator(seed, epoch)
-            return make_batches(train_data.sequences, train_data.labels, config.batch_size,
-                                shuffle=True, generator=generator)
         return train.TrainSpec(
-            task=NAME, model=model, model_config=model_config, train_batches=train_batches,
+            task=NAME, model=model, model_config=model_config,
+            train_batches=shuffled_batches(train_data.sequences, train_data.labels, config.batch_size, seed),
             step=classifier_step, evaluate=evaluate, monitor="acc", lower_is_better=False,
             make_optimizer=lambda model, config: _optimizer(model, config, args.ngram_weight_decay),
             extras=extras)
@@ -298,8 +297,7 @@ def train_main(args) -> int:
             report["baseline"] = baseline_scores(train_data.tokens, train_data.labels)
             if transfer_examples:  # the same extra data offered to the linear model, for fairness
                 report["baseline_with_transfer"] = baseline_scores(
-                    train_data.tokens + transfer_tokens,
-                    train_data.labels + [transfer_labels[e.label] for e in transfer_examples])
+                    train_data.tokens + transfer_tokens, train_data.labels + transfer_targets)
     if train.distributed.from_environment().is_main:
         (config.out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
         _print_report(report)

@@ -37,11 +37,12 @@ def _pretrain_config(config: train.TrainConfig, epochs: int, lr: float | None) -
                                resume=False, lr_schedule="constant", warmup_steps=0)
 
 
-def _shuffled(sequences, labels, config: train.TrainConfig, salt: int):
-    """Epoch -> shuffled batches, with shuffles of their own (apart from the classifier's)."""
+def shuffled_batches(sequences, labels, batch_size: int, seed: int):
+    """Epoch -> that epoch's shuffled batches, the order a function of (seed, epoch) only, as
+    train.fit needs. The pretraining phases pass seeds of their own (apart from the classifier's)."""
     def batches(epoch):
-        generator = train.epoch_generator(config.seed + salt, epoch)
-        return make_batches(sequences, labels, config.batch_size, shuffle=True, generator=generator)
+        generator = train.epoch_generator(seed, epoch)
+        return make_batches(sequences, labels, batch_size, shuffle=True, generator=generator)
     return batches
 
 
@@ -63,9 +64,10 @@ def pretrain_language_model(model: SentimentClassifier, train_sequences, valid_s
     before = train.evaluate_batches(lm.to(device), valid_batches, _lm_step, device)["loss"]
     print(f"pretraining the embedding and LSTM as a language model for {epochs} epoch(s); "
           f"valid loss {before:.4f} nats/word", file=sys.stderr)
+    batches = shuffled_batches(train_sequences, None, config.batch_size, config.seed + 104729)
     result = train.fit(train.TrainSpec(task=NAME + "-lm", model=lm, model_config={},
-                                       train_batches=_shuffled(train_sequences, None, config, 104729),
-                                       step=_lm_step, valid_batches=valid_batches),
+                                       train_batches=batches, step=_lm_step,
+                                       valid_batches=valid_batches),
                        _pretrain_config(config, epochs, lr))
     return {"epochs": epochs, "valid_loss_before": before,
             "valid_loss_after": result.best_metrics["loss"], "best_epoch": result.best_epoch,
@@ -132,7 +134,8 @@ def pretrain_on_labelled(model: SentimentClassifier, sequences: list[list[int]],
           f"epoch(s)", file=sys.stderr)
     result = train.fit(train.TrainSpec(
         task=NAME + "-transfer", model=model, model_config={},
-        train_batches=_shuffled(pick(sequences, kept), pick(labels, kept), config, 7907),
+        train_batches=shuffled_batches(pick(sequences, kept), pick(labels, kept), config.batch_size,
+                                       config.seed + 7907),
         step=classifier_step, valid_batches=make_batches(pick(sequences, held), pick(labels, held), 256),
         monitor="acc", lower_is_better=False), _pretrain_config(config, epochs, None))
     return {"source": source, "examples": len(kept), "held_out": len(held), "epochs": epochs,

@@ -3,7 +3,8 @@
 // Per layer: [x | h] (B, I + P) times the pre-concatenated [W_ih | W_hh]^T (one GEMM, a matrix-vector
 // product at B = 1: dot_gemm in cpu_math.h, which streams the weights twice as fast as BLAS's sgemv),
 // then one pass for the cell: i, f, g, o, c, h as in lstm_cell.
-// All layers run inside this call, so a step costs one dispatcher hop instead of dozens of ops.
+// All layers run inside this call, so a step costs one call (the stepper's direct binding, or the
+// operator) instead of dozens of ops.
 #include "cpu_math.h"
 #include <torch/library.h>
 #include <tuple>
