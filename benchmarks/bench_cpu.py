@@ -52,18 +52,23 @@ def train_step(model, x):
     return run
 
 
+def interleaved(fns: dict, repeats: int, inner: int = 1) -> dict:
+    """name -> median seconds per call of fns[name]: one warm-up round, then `repeats` rounds that
+    time each function in turn (`inner` calls a sample), so load changes hit all alike."""
+    for fn in fns.values():
+        median_time(fn, 1, warmup=0, inner=inner)
+    samples = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            samples[name].append(median_time(fn, 1, warmup=0, inner=inner))
+    return {name: statistics.median(ts) for name, ts in samples.items()}
+
+
 def paired(*args):
     """paired(model_a, model_b, ..., x, repeats): time the models' training steps in turn (so load
     changes hit all alike); returns their median seconds in the same order."""
     *models, x, repeats = args
-    steps = [train_step(m, x) for m in models]
-    for step in steps:
-        step()
-    times = [[] for _ in steps]
-    for _ in range(repeats):
-        for step, ts in zip(steps, times):
-            ts.append(median_time(step, 1, warmup=0))
-    return tuple(statistics.median(ts) for ts in times)
+    return tuple(interleaved({k: train_step(m, x) for k, m in enumerate(models)}, repeats).values())
 
 
 def bench_train(sizes, T, repeats):
@@ -141,13 +146,7 @@ def bench_step(H, inner, repeats):
         # No matvec can beat one read of its weights: torch's BLAS matvec is ~2x that on AVX2 EPYCs.
         "weights read once (w.sum)": lambda: w.sum(),
     }
-    for fn in timings.values():                           # warm-up, then interleave: load hits all alike
-        median_time(fn, 1, warmup=0, inner=inner)
-    samples = {name: [] for name in timings}
-    for _ in range(repeats):
-        for name, fn in timings.items():
-            samples[name].append(median_time(fn, 1, warmup=0, inner=inner))
-    us = {name: statistics.median(ts) * 1e6 for name, ts in samples.items()}
+    us = {name: seconds * 1e6 for name, seconds in interleaved(timings, repeats, inner).items()}
     return [dict(section="step", B=1, H=H, I=H, us_per_step=us,
                  speedup_vs_lstm=us["nn.LSTM one step"] / us["stepper"],
                  speedup_vs_cell=us["nn.LSTMCell"] / us["stepper"],
@@ -159,14 +158,8 @@ def bench_step(H, inner, repeats):
 def bench_linear(B, H, repeats):
     torch.manual_seed(0)
     model = lstmkit.LSTM(H, H, backend="cpu")
-    steps = {T: train_step(model, torch.randn(T, B, H)) for T in (100, 1000)}
-    for step in steps.values():                           # warm-up, then interleave: load hits both
-        step()
-    times = {T: [] for T in steps}
-    for _ in range(repeats):
-        for T, step in steps.items():
-            times[T].append(median_time(step, 1, warmup=0))
-    t100, t1000 = (statistics.median(times[T]) for T in (100, 1000))
+    times = interleaved({T: train_step(model, torch.randn(T, B, H)) for T in (100, 1000)}, repeats)
+    t100, t1000 = times[100], times[1000]
     return [dict(section="linear", B=B, H=H, t100_ms=t100 * 1e3, t1000_ms=t1000 * 1e3, ratio=t1000 / t100)]
 
 
