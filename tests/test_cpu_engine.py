@@ -93,19 +93,43 @@ def test_matches_reference_engine(engine, name, dtype):
         assert_close(got_grads[k], want_grads[k], TOLERANCE[dtype], f"{name}: gradient of {k}")
 
 
+@pytest.mark.parametrize("H", [32, 20])
 @pytest.mark.parametrize("B", [1, 2, 3, 5, 16, 17])
 @pytest.mark.parametrize("name", ["plain", "everything"])
-def test_small_batch_gemm_path(engine, name, B):
-    """On an AVX2 build, float32 batches of 1 row use the engine's dot-product kernel, up to 16
-    rows its skinny GEMM (when H, P are multiples of 16; a packed batch's shrinking rows cross
-    these bounds); 17 rows go to BLAS. All must match the reference engine."""
+def test_small_batch_gemm_path(engine, name, B, H):
+    """On an AVX2 build, float32 batches up to 16 rows take the engine's skinny GEMM on W_hh packed
+    into 16-column panels (one row: four panels at a time, wide_block), where the product's width is
+    a multiple of 16; H=20 leaves one panel over at one row (G·H = 80) and a width of 20 in backward,
+    which one row takes through the dot-product kernel. A packed batch's shrinking rows cross these
+    bounds; 17 rows go to BLAS. All must match the reference engine."""
     config = {**CONFIGS[name], **({"P": 16} if "P" in CONFIGS[name] else {})}
-    args = contract_args(T=4, B=B, H=32, dtype=torch.float32, **config)
+    args = contract_args(T=4, B=B, H=H, dtype=torch.float32, **config)
     (want, want_grads), (got, got_grads) = run_engine(reference, args), run_engine(engine, args)
     for what, a, b in zip(("y", "h_n", "c_n", "gates", "c"), got, want):
         assert_close(a, b, 1e-5, f"B={B}: {what}")
     for k in want_grads:
         assert_close(got_grads[k], want_grads[k], 1e-5, f"B={B}: gradient of {k}")
+
+
+def test_a_rows_result_does_not_depend_on_the_batch(engine):
+    """float32 at up to 16 rows: every column of h @ W_hh^T sums over W_hh's row in one order, one
+    row or many (wide_block, small_block), so a sequence's outputs and input gradients are the same
+    bits alone as in a batch of 5."""
+    args = contract_args(T=6, B=5, H=32, dtype=torch.float32, peephole=True)
+    batch_args = {k: v.clone().requires_grad_(k in ("xg", "h0")) if isinstance(v, torch.Tensor) else v
+                  for k, v in args.items()}
+    y, h_n, c_n = cpu.lstm_recurrence(**batch_args)[:3]
+    (y.square().sum() + h_n.sum()).backward()
+    for b in (0, 3):
+        row = {k: (v[:, b:b + 1] if k == "xg" else v[b:b + 1] if k in ("h0", "c0") else v)
+               for k, v in args.items()}
+        row = {k: v.clone().requires_grad_(k in ("xg", "h0")) if isinstance(v, torch.Tensor) else v
+               for k, v in row.items()}
+        y1, h1, c1 = cpu.lstm_recurrence(**row)[:3]
+        (y1.square().sum() + h1.sum()).backward()
+        assert torch.equal(y1[:, 0], y[:, b]) and torch.equal(h1[0], h_n[b]) and torch.equal(c1[0], c_n[b])
+        assert torch.equal(row["xg"].grad[:, 0], batch_args["xg"].grad[:, b])
+        assert torch.equal(row["h0"].grad[0], batch_args["h0"].grad[b])
 
 
 @pytest.mark.parametrize("name", ["plain", "everything", "everything_coupled"])
@@ -390,31 +414,41 @@ def test_stepper_matches_full_sequence(engine, options):
                                 torch.randn(7, 2, 4, dtype=torch.float64), 1e-10)
 
 
-@pytest.mark.parametrize("batch", [1, 2, 3, 5])
+@pytest.mark.parametrize("hidden", [16, 10])
+@pytest.mark.parametrize("batch", [1, 2, 3, 5, 20])
 @pytest.mark.parametrize("proj", [0, 5])
-def test_stepper_float32_small_batches(engine, batch, proj):
-    """float32 at B <= 4 takes the dot-product kernel (B = 5: BLAS); sizes with a k % 8 tail and
-    (with proj_size 5) a projection whose row count is not a multiple of 4."""
+def test_stepper_float32_small_batches(engine, batch, proj, hidden):
+    """float32 with 4H a multiple of 16 (H=16) steps on [W_ih | W_hh] packed into panels (wide_block
+    at one row, small_block at more, also past 16 rows); H=10 keeps the matrix as it is (dot-product
+    kernel up to 4 rows, then BLAS). Sizes with a k % 8 tail and (with proj_size 5) a projection
+    whose row count is not a multiple of 4."""
     torch.manual_seed(batch)
-    assert_steps_match_sequence(nn.LSTM(13, 16, num_layers=2, proj_size=proj), torch.randn(6, batch, 13), 1e-5)
+    assert_steps_match_sequence(nn.LSTM(13, hidden, num_layers=2, proj_size=proj), torch.randn(6, batch, 13), 1e-5)
 
 
-def test_direct_step_binding_equals_the_operator(engine):
+@pytest.mark.parametrize("hidden", [7, 8])
+def test_direct_step_binding_equals_the_operator(engine, hidden):
     """The stepper calls the kernel through its own binding (no dispatcher); torch.ops.lstmkit.lstm_step
-    (what torch.compile and TorchScript see) must give the very same numbers. Without the dispatcher's
-    device check, the kernel refuses non-CPU tensors itself."""
+    (what torch.compile and TorchScript see) must give the very same numbers, with the weights as they
+    are (H=7) and packed into panels (H=8). Without the dispatcher's device check, the kernel refuses
+    non-CPU tensors itself."""
     from lstmkit.backends.cpu.step import LSTMStepper
 
     torch.manual_seed(0)
-    stepper = LSTMStepper(nn.LSTM(5, 7, num_layers=2, proj_size=3))
+    stepper = LSTMStepper(nn.LSTM(5, hidden, num_layers=2, proj_size=3))
     x, (h, c) = torch.randn(2, 5), stepper.initial_state(2)
     h, c = h + 0.3, c - 0.2
     direct = stepper._step(x, h, c)
     operator = torch.ops.lstmkit.lstm_step(x, h, c, stepper._w_cat, stepper._bias, stepper._w_hr)
     for got, want in zip(direct, operator):
         assert torch.equal(got, want)
+    if "-mavx2" in build.compile_flags():
+        assert stepper._w_cat[0].dim() == (3 if hidden == 8 else 2)       # packed where 4H % 16 == 0
     with pytest.raises(RuntimeError, match="must be CPU tensors"):
         stepper._step(x.to("meta"), h, c)
+    swapped = [stepper._w_cat[1], stepper._w_cat[0]]                       # layer 1's weights first
+    with pytest.raises(RuntimeError, match="layer 0 needs pack_step_weights"):
+        torch.ops.lstmkit.lstm_step(x, h, c, swapped, stepper._bias, stepper._w_hr)
 
 
 def test_stepper_on_lstmkit_module_unbatched_and_refresh(engine):
@@ -445,7 +479,10 @@ def test_stepper_on_lstmkit_module_unbatched_and_refresh(engine):
 @pytest.fixture
 def failing_build(monkeypatch):
     def broken():
-        raise RuntimeError("c++: error: simulated compiler failure\nninja: build stopped")
+        # torch's message: its own "Error building extension" line, then ninja's and the compiler's output
+        raise RuntimeError("Error building extension 'lstmkit_cpu_0': [1/2] c++ -c step.cpp -o step.o\n"
+                           "FAILED: step.o\nstep.cpp:85:59: error: simulated compiler failure\n"
+                           "ninja: build stopped: subcommand failed.")
 
     build.reset()
     monkeypatch.setattr(build, "_compile", broken)
@@ -456,7 +493,7 @@ def failing_build(monkeypatch):
 def test_failed_build_is_reported_once_and_falls_back(failing_build):
     with pytest.warns(RuntimeWarning, match="cpu engine is unavailable: compiling .* simulated compiler failure"):
         ok, reason = cpu.is_available()
-    assert not ok and "simulated compiler failure" in reason
+    assert not ok and "step.cpp:85:59: error: simulated compiler failure" in reason   # the compiler's line
     with warnings.catch_warnings():
         warnings.simplefilter("error")                    # said once: no second warning
         assert cpu.is_available() == (False, reason)

@@ -94,7 +94,10 @@ def load() -> tuple[bool, str]:
                 module = _compile()
             except Exception as error:  # a failed compile must leave the other backends working
                 lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
-                first = next((ln for ln in lines if "error" in ln.lower()), lines[-1] if lines else "")
+                # the compiler's own "file:line: error: ..." first; torch's "Error building extension
+                # 'name': <command>" line only when there is none
+                first = next((ln for ln in lines if "error:" in ln),
+                             next((ln for ln in lines if "error" in ln.lower()), lines[-1] if lines else ""))
                 reason = f"compiling the C++ sources failed: {first or type(error).__name__}"
         _state.update(ok=not reason, reason=reason, module=module)
         if reason:

@@ -173,13 +173,43 @@ inline void small_block(int64_t k, const float* __restrict__ w, int64_t row_stri
   }
 }
 
+// One row of A against four adjacent 16-column blocks (64 columns): the matrix-vector form. One
+// row alone gives small_block<1> only two accumulator chains, bound by the FMA latency; four blocks
+// give eight and read four sequential streams, so W comes in at the cache's read bandwidth (2 MB in
+// ~29 µs against ~38 µs for dot_gemm on the AVX2 EPYC, where a plain read takes ~27 µs). Every column
+// sums over kk in the same order as small_block does, so a row's result does not depend on the batch.
+inline void wide_block(int64_t k, const float* __restrict__ w, int64_t block_stride, int64_t row_stride,
+                       const float* __restrict__ a, bool accumulate, float* __restrict__ c) {
+  __m256 acc[8];
+  for (int r = 0; r < 8; ++r) acc[r] = _mm256_setzero_ps();
+  for (int64_t kk = 0; kk < k; ++kk) {
+    const __m256 x = _mm256_broadcast_ss(a + kk);
+    for (int q = 0; q < 4; ++q) {
+      const float* wq = w + q * block_stride + kk * row_stride;
+      acc[2 * q] = _mm256_fmadd_ps(_mm256_loadu_ps(wq), x, acc[2 * q]);
+      acc[2 * q + 1] = _mm256_fmadd_ps(_mm256_loadu_ps(wq + 8), x, acc[2 * q + 1]);
+    }
+  }
+  for (int r = 0; r < 8; ++r) {
+    if (accumulate) acc[r] = _mm256_add_ps(acc[r], _mm256_loadu_ps(c + 8 * r));
+    _mm256_storeu_ps(c + 8 * r, acc[r]);
+  }
+}
+
 inline void small_gemm(int64_t n, int64_t m, int64_t k, const float* a, int64_t lda, const float* w,
                        int64_t block_stride, int64_t row_stride, bool accumulate, float* c, int64_t ldc) {
   const int64_t blocks = m / 16;
-  at::parallel_for(0, blocks, std::max<int64_t>(1, 65536 / std::max<int64_t>(1, k * n)), [&](int64_t j0, int64_t j1) {
-    for (int64_t j = j0; j < j1; ++j) {
+  // Threads take whole groups of 4 blocks, so that one row can use wide_block throughout.
+  const int64_t groups = (blocks + 3) / 4;
+  at::parallel_for(0, groups, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, k * n)), [&](int64_t g0, int64_t g1) {
+    for (int64_t j = 4 * g0; j < std::min(4 * g1, blocks); ++j) {
       const float* wj = w + j * block_stride;
       float* cj = c + j * 16;
+      if (n == 1 && j + 4 <= std::min(4 * g1, blocks)) {
+        wide_block(k, wj, block_stride, row_stride, a, accumulate, cj);
+        j += 3;
+        continue;
+      }
       int64_t b = 0;
       for (; b + 4 <= n; b += 4) small_block<4>(k, wj, row_stride, a + b * lda, lda, accumulate, cj + b * ldc, ldc);
       switch (n - b) {
@@ -192,11 +222,10 @@ inline void small_gemm(int64_t n, int64_t m, int64_t k, const float* a, int64_t 
   });
 }
 
-// Dot-product form for the smallest batches (see kDotGemmRows below): C (n, m) = A (n, k) @ W^T with
+// Dot-product form for unpacked weights at the smallest batches: C (n, m) = A (n, k) @ W^T with
 // W (m, k) row-major and unpacked, read once: 4 rows of W at a time, each against up to 2 rows of A,
-// 8 independent accumulators. At B = 1 this is a matrix-vector product that streams W at the cache's bandwidth: 40 µs
-// for 1024x512 on an AVX2 EPYC where BLAS's sgemv takes 75 µs and small_gemm's broadcast form is bound
-// by the latency of its two accumulator chains.
+// 8 independent accumulators: 38 µs for 1024x512 on the AVX2 EPYC, where BLAS's sgemv takes 75 µs
+// (packed panels through wide_block: 29 µs). For matrices that are not packed.
 template <int NB>
 inline void dot_block(int64_t k, const float* __restrict__ w, const float* __restrict__ a, int64_t lda,
                       bool accumulate, float* __restrict__ c, int64_t ldc) {
@@ -247,18 +276,21 @@ inline void small_gemm(int64_t, int64_t, int64_t, const float*, int64_t, const f
                        float*, int64_t) {}
 inline void dot_gemm(int64_t, int64_t, int64_t, const float*, int64_t, const float*, bool, float*, int64_t) {}
 #endif
-// Batch rows up to which dot_gemm is used. Measured on the AVX2 EPYC (I=H=256, 1 thread): in the
-// recurrences only B = 1 (at B = 2-4 small_gemm's packed panels are 1.4-1.6x faster); in the step,
-// whose weights are not packed, up to 4 rows (120-183 µs a step at B = 2-4, BLAS 125-212 µs).
-constexpr int64_t kDotGemmRows = 1;
-constexpr int64_t kDotStepRows = 4;
-constexpr int64_t kSmallGemmRows = 16;   // batch rows up to which small_gemm beats BLAS
+// Batch rows up to which the packed small_gemm (wide_block at one row) beats BLAS; measured on the
+// AVX2 EPYC, I=H=256, 1 thread. Matrices whose width is not a multiple of 16 are not packed: at one
+// row they take dot_gemm, else BLAS.
+constexpr int64_t kSmallGemmRows = 16;
 
-// W (m, k) row-major -> panels of 16 rows of W, transposed: panel[j][kk][q] = W[16j + q][kk], so that
-// small_gemm computes A @ W^T with block_stride 16·k and row_stride 16. Done once per sequence.
+// Panels of 16 columns of op(W), each stored row after row: panel[j][kk][q] = op(W)[kk][16j + q], so
+// small_gemm reads it with block_stride 16·k and row_stride 16, as one sequential stream per panel.
+// pack_panels takes W (m, k) for A @ W^T (op = transpose); pack_panels_xw takes W (k, m) for A @ W.
 inline Tensor pack_panels(const Tensor& w) {
   const int64_t m = w.size(0), k = w.size(1);
   return w.view({m / 16, 16, k}).transpose(1, 2).contiguous();   // (m/16, k, 16)
+}
+inline Tensor pack_panels_xw(const Tensor& w) {
+  const int64_t k = w.size(0), m = w.size(1);
+  return w.view({k, m / 16, 16}).transpose(0, 1).contiguous();   // (m/16, k, 16)
 }
 
 // Whether torch's internal oneDNN matmul takes float32 on this CPU: some torch builds accept only
@@ -296,32 +328,33 @@ inline Tensor big_mm(const Tensor& a, const Tensor& b) {
   return a.mm(b);
 }
 
-// The per-step products of the recurrences: small_gemm for small float batches, BLAS otherwise.
-// panels = pack_panels(W) when worth it (maybe_panels), else undefined.
-inline Tensor maybe_panels(const Tensor& w, int64_t batch) {
-  const bool worth = kSmallGemm && w.scalar_type() == at::kFloat && batch > kDotGemmRows &&
-                     batch <= kSmallGemmRows && w.size(0) % 16 == 0;
-  return worth ? pack_panels(w) : Tensor();
+// The per-step products of the recurrences and the step. A recurrence packs W once per sequence
+// (maybe_panels / maybe_panels_xw, undefined when not worth it) and passes the result to every step:
+// a 3-d (m/16, k, 16) tensor is a pack for small_gemm; maybe_panels_xw gives a 2-d W^T for dot_gemm
+// instead when W's width is not a multiple of 16 and the batch is one row.
+inline bool packable(const Tensor& w, int64_t width, int64_t batch) {
+  return kSmallGemm && w.scalar_type() == at::kFloat && batch <= kSmallGemmRows && width % 16 == 0;
+}
+inline Tensor maybe_panels(const Tensor& w, int64_t batch) {           // W (m, k), for gemm_xwt
+  return packable(w, w.size(0), batch) ? pack_panels(w) : Tensor();
+}
+inline Tensor maybe_panels_xw(const Tensor& w, int64_t batch) {        // W (k, m), for gemm_xw
+  if (packable(w, w.size(1), batch)) return pack_panels_xw(w);
+  const bool one_row = kSmallGemm && w.scalar_type() == at::kFloat && batch == 1;
+  return one_row ? w.t().contiguous() : Tensor();
 }
 
-// W (k, m) -> W^T (m, k) row-major, for dot_gemm in gemm_xw at the smallest float batches (else undefined).
-// Done once per sequence.
-inline Tensor maybe_transposed(const Tensor& w, int64_t batch) {
-  const bool worth = kSmallGemm && w.scalar_type() == at::kFloat && batch <= kDotGemmRows;
-  return worth ? w.t().contiguous() : Tensor();
-}
-
-// C (n, m) = beta·C + A (n, k) @ W^T, W (m, k); beta is 0 or 1.
+// C (n, m) = beta·C + A (n, k) @ W^T, W (m, k); beta is 0 or 1; panels = maybe_panels(W, n) or undefined.
 template <typename T>
 inline void gemm_xwt(int64_t n, int64_t m, int64_t k, const T* a, int64_t lda, const T* w, const Tensor& panels,
                      T beta, T* c, int64_t ldc) {
   if constexpr (std::is_same_v<T, float>) {
-    if (kSmallGemm && n <= kDotGemmRows) {
-      dot_gemm(n, m, k, a, lda, w, beta != 0.0f, c, ldc);
-      return;
-    }
     if (panels.defined() && n <= kSmallGemmRows) {
       small_gemm(n, m, k, a, lda, panels.data_ptr<float>(), 16 * k, 16, beta != 0.0f, c, ldc);
+      return;
+    }
+    if (kSmallGemm && n == 1) {
+      dot_gemm(n, m, k, a, lda, w, beta != 0.0f, c, ldc);
       return;
     }
     if (n > kSmallGemmRows && have_onednn_mm()) {
@@ -334,8 +367,10 @@ inline void gemm_xwt(int64_t n, int64_t m, int64_t k, const T* a, int64_t lda, c
   gemm_rows<T>(n, m, k, a, lda, w, true, beta, c, ldc);
 }
 
-// C (n, m) = A (n, k) @ W^T for W (m, k) row-major, unpacked (the step API: weights change between calls
-// when a model trains, so nothing is pre-packed): dot_gemm for the smallest float batches, else BLAS.
+// C (n, m) = A (n, k) @ W^T for W (m, k) row-major, unpacked (the step's projection W_hr): dot_gemm
+// for the smallest float batches (up to 4 rows: 120-183 µs a 1024x512 step at B = 2-4, BLAS 125-212 µs),
+// else BLAS.
+constexpr int64_t kDotStepRows = 4;
 template <typename T>
 inline void gemm_xwt_unpacked(int64_t n, int64_t m, int64_t k, const T* a, int64_t lda, const T* w, T* c, int64_t ldc) {
   if constexpr (std::is_same_v<T, float>) {
@@ -347,17 +382,17 @@ inline void gemm_xwt_unpacked(int64_t n, int64_t m, int64_t k, const T* a, int64
   gemm_rows<T>(n, m, k, a, lda, w, true, T(0), c, ldc);
 }
 
-// C (n, m) = beta·C + A (n, k) @ W, W (k, m) row-major; beta is 0 or 1. w_t = maybe_transposed(W).
+// C (n, m) = beta·C + A (n, k) @ W, W (k, m) row-major; beta is 0 or 1; prepared = maybe_panels_xw(W, n).
 template <typename T>
-inline void gemm_xw(int64_t n, int64_t m, int64_t k, const T* a, int64_t lda, const T* w, const Tensor& w_t, T beta,
-                    T* c, int64_t ldc) {
+inline void gemm_xw(int64_t n, int64_t m, int64_t k, const T* a, int64_t lda, const T* w, const Tensor& prepared,
+                    T beta, T* c, int64_t ldc) {
   if constexpr (std::is_same_v<T, float>) {
-    if (w_t.defined() && n <= kDotGemmRows) {
-      dot_gemm(n, m, k, a, lda, w_t.data_ptr<float>(), beta != 0.0f, c, ldc);
+    if (prepared.dim() == 3 && n <= kSmallGemmRows) {
+      small_gemm(n, m, k, a, lda, prepared.data_ptr<float>(), 16 * k, 16, beta != 0.0f, c, ldc);
       return;
     }
-    if (kSmallGemm && n <= kSmallGemmRows && m % 16 == 0) {
-      small_gemm(n, m, k, a, lda, w, 16, m, beta != 0.0f, c, ldc);
+    if (prepared.dim() == 2 && n == 1) {
+      dot_gemm(n, m, k, a, lda, prepared.data_ptr<float>(), beta != 0.0f, c, ldc);
       return;
     }
     if (n > kSmallGemmRows && have_onednn_mm()) {

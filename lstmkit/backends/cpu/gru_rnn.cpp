@@ -104,7 +104,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> gru_backward(const OptT& grad_y, cons
   Tensor dx = packed ? at::zeros({T_, B, GH}, opts) : at::empty({T_, B, GH}, opts);
   Tensor dhh = packed ? at::zeros({T_, B, GH}, opts) : at::empty({T_, B, GH}, opts);
   Tensor dh = given(grad_h_n) ? grad_h_n->contiguous().clone() : at::zeros({B, H}, opts);
-  const Tensor w_hh_t = maybe_transposed(w_hh, B);          // for dot_gemm at B = 1
+  const Tensor w_hh_packed = maybe_panels_xw(w_hh, B);  // packed once for small batches
   AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "gru_backward", [&] {
     using T = scalar_t;
     T* dhp = dh.data_ptr<T>();
@@ -122,7 +122,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> gru_backward(const OptT& grad_y, cons
                               dx_t + r * GH, dhh_t + r * GH);
         }
       });
-      gemm_xw<T>(bt, H, GH, dhh_t, GH, w_hh.data_ptr<T>(), w_hh_t, T(1), dhp, H);   // += dhh @ W_hh
+      gemm_xw<T>(bt, H, GH, dhh_t, GH, w_hh.data_ptr<T>(), w_hh_packed, T(1), dhp, H);   // += dhh @ W_hh
     }
   });
   Tensor d_w_hh = big_mm(dhh.reshape({T_ * B, GH}).t(), hin.reshape({T_ * B, H}));
@@ -167,7 +167,7 @@ std::tuple<Tensor, Tensor, Tensor> rnn_backward(const OptT& grad_y, const OptT& 
   auto opts = y.options();
   Tensor da = sizes.has_value() ? at::zeros({T_, B, H}, opts) : at::empty({T_, B, H}, opts);
   Tensor dh = given(grad_h_n) ? grad_h_n->contiguous().clone() : at::zeros({B, H}, opts);
-  const Tensor w_hh_t = maybe_transposed(w_hh, B);          // for dot_gemm at B = 1
+  const Tensor w_hh_packed = maybe_panels_xw(w_hh, B);  // packed once for small batches
   AT_DISPATCH_FLOATING_TYPES(y.scalar_type(), "rnn_backward", [&] {
     using T = scalar_t;
     T* dhp = dh.data_ptr<T>();
@@ -180,7 +180,7 @@ std::tuple<Tensor, Tensor, Tensor> rnn_backward(const OptT& grad_y, const OptT& 
         const T d = dhp[j] + (gyp ? gyp[t * B * H + j] : T(0));
         da_t[j] = relu ? (y_t[j] > T(0) ? d : T(0)) : d * (T(1) - y_t[j] * y_t[j]);
       }
-      gemm_xw<T>(bt, H, H, da_t, H, w_hh.data_ptr<T>(), w_hh_t, T(0), dhp, H);      // dh = da @ W_hh
+      gemm_xw<T>(bt, H, H, da_t, H, w_hh.data_ptr<T>(), w_hh_packed, T(0), dhp, H);      // dh = da @ W_hh
     }
   });
   Tensor d_w_hh = big_mm(da.reshape({T_ * B, H}).t(), hin.reshape({T_ * B, H}));

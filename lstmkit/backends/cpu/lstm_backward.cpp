@@ -95,7 +95,7 @@ Bwd lstm_backward(const OptT& grad_y_, const OptT& grad_h_n, const OptT& grad_c_
   Tensor dtmp = at::empty({B, P}, opts);
   const Tensor& cn_seq = zoc ? cnew : cs;                    // c' (before zoneout)
 
-  const Tensor w_hh_t = maybe_transposed(w_hh, B);          // for dot_gemm at B = 1
+  const Tensor w_hh_packed = maybe_panels_xw(w_hh, B);  // packed once for small batches
   AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_backward", [&] {
     using T = scalar_t;
     const Tensor zeros = at::zeros({H}, opts);                     // stands in for absent peepholes
@@ -181,11 +181,11 @@ Bwd lstm_backward(const OptT& grad_y_, const OptT& grad_h_n, const OptT& grad_c_
       });
       // ∂L/∂h_{t-1} += (dA_hh @ W_hh) ⊙ mask
       if (h_mask) {
-        gemm_xw<T>(bt, P, GH, dAhh_t, GH, w_hh.data_ptr<T>(), w_hh_t, T(0), dtmp.data_ptr<T>(), P);
+        gemm_xw<T>(bt, P, GH, dAhh_t, GH, w_hh.data_ptr<T>(), w_hh_packed, T(0), dtmp.data_ptr<T>(), P);
         const T* d = dtmp.data_ptr<T>();
         for (int64_t j = 0; j < bt * P; ++j) dhp[j] += d[j] * h_mask[j];
       } else {
-        gemm_xw<T>(bt, P, GH, dAhh_t, GH, w_hh.data_ptr<T>(), w_hh_t, T(1), dhp, P);
+        gemm_xw<T>(bt, P, GH, dAhh_t, GH, w_hh.data_ptr<T>(), w_hh_packed, T(1), dhp, P);
       }
     }
   });

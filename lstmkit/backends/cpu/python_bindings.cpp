@@ -15,6 +15,7 @@ namespace lstmkit {
 std::tuple<at::Tensor, at::Tensor, at::Tensor> lstm_step(const at::Tensor& x, const at::Tensor& h,
                                                          const at::Tensor& c, at::TensorList w_cat,
                                                          at::TensorList bias, at::TensorList w_hr);
+at::Tensor pack_step_weights(const at::Tensor& w_cat);
 }  // namespace lstmkit
 
 namespace {
@@ -36,4 +37,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       .def(pybind11::init<std::vector<at::Tensor>, std::vector<at::Tensor>, std::vector<at::Tensor>>(),
            pybind11::arg("w_cat"), pybind11::arg("bias"), pybind11::arg("w_hr"))
       .def("__call__", &PackedStep::operator(), pybind11::arg("x"), pybind11::arg("h"), pybind11::arg("c"));
+  m.def("pack_step_weights", &lstmkit::pack_step_weights, pybind11::arg("w_cat"),
+        "[W_ih | W_hh] (4H, I + P) in the layout lstm_step reads fastest on this CPU");
 }
