@@ -150,7 +150,7 @@ inline void ln_backward_row(T* __restrict__ dy, const T* __restrict__ x, int64_t
 #include <immintrin.h>
 constexpr bool kSmallGemm = true;
 template <int NB>
-inline void small_block(int64_t k, const float* __restrict__ w, int64_t row_stride, const float* __restrict__ a,
+__attribute__((always_inline)) inline void small_block(int64_t k, const float* __restrict__ w, int64_t row_stride, const float* __restrict__ a,
                         int64_t lda, bool accumulate, float* __restrict__ c, int64_t ldc) {
   __m256 acc[NB][2];
   for (int b = 0; b < NB; ++b) acc[b][0] = acc[b][1] = _mm256_setzero_ps();
@@ -178,7 +178,7 @@ inline void small_block(int64_t k, const float* __restrict__ w, int64_t row_stri
 // give eight and read four sequential streams, so W comes in at the cache's read bandwidth (2 MB in
 // ~29 µs against ~38 µs for dot_gemm on the AVX2 EPYC, where a plain read takes ~27 µs). Every column
 // sums over kk in the same order as small_block does, so a row's result does not depend on the batch.
-inline void wide_block(int64_t k, const float* __restrict__ w, int64_t block_stride, int64_t row_stride,
+__attribute__((always_inline)) inline void wide_block(int64_t k, const float* __restrict__ w, int64_t block_stride, int64_t row_stride,
                        const float* __restrict__ a, bool accumulate, float* __restrict__ c) {
   __m256 acc[8];
   for (int r = 0; r < 8; ++r) acc[r] = _mm256_setzero_ps();
@@ -202,14 +202,13 @@ inline void small_gemm(int64_t n, int64_t m, int64_t k, const float* a, int64_t 
   // Threads take whole groups of 4 blocks, so that one row can use wide_block throughout.
   const int64_t groups = (blocks + 3) / 4;
   at::parallel_for(0, groups, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, k * n)), [&](int64_t g0, int64_t g1) {
-    for (int64_t j = 4 * g0; j < std::min(4 * g1, blocks); ++j) {
+    const int64_t j1 = std::min(4 * g1, blocks);
+    int64_t j = 4 * g0;
+    if (n == 1)
+      for (; j + 4 <= j1; j += 4) wide_block(k, w + j * block_stride, block_stride, row_stride, a, accumulate, c + j * 16);
+    for (; j < j1; ++j) {
       const float* wj = w + j * block_stride;
       float* cj = c + j * 16;
-      if (n == 1 && j + 4 <= std::min(4 * g1, blocks)) {
-        wide_block(k, wj, block_stride, row_stride, a, accumulate, cj);
-        j += 3;
-        continue;
-      }
       int64_t b = 0;
       for (; b + 4 <= n; b += 4) small_block<4>(k, wj, row_stride, a + b * lda, lda, accumulate, cj + b * ldc, ldc);
       switch (n - b) {
