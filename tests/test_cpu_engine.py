@@ -132,6 +132,20 @@ def test_a_rows_result_does_not_depend_on_the_batch(engine):
         assert torch.equal(row["h0"].grad[0], batch_args["h0"].grad[b])
 
 
+@pytest.mark.parametrize("B", [1, 5])
+def test_two_threads_give_the_same_bits(engine, B):
+    """Threads split the product's columns and the batch rows; no sum is split, so two threads give
+    exactly one thread's outputs and gradients (H=256: the one-row product is split too)."""
+    args = contract_args(T=3, B=B, H=256, dtype=torch.float32)
+    one = run_engine(engine, args)
+    torch.set_num_threads(2)
+    two = run_engine(engine, args)
+    for a, b in zip(one[0], two[0]):
+        assert torch.equal(a, b)
+    for k in one[1]:
+        assert torch.equal(one[1][k], two[1][k])
+
+
 @pytest.mark.parametrize("name", ["plain", "everything", "everything_coupled"])
 def test_gradcheck(engine, name):
     args = contract_args(T=3, B=2, H=3, **{**CONFIGS[name], **({"P": 2} if "P" in CONFIGS[name] else {})})
@@ -424,6 +438,19 @@ def test_stepper_float32_small_batches(engine, batch, proj, hidden):
     whose row count is not a multiple of 4."""
     torch.manual_seed(batch)
     assert_steps_match_sequence(nn.LSTM(13, hidden, num_layers=2, proj_size=proj), torch.randn(6, batch, 13), 1e-5)
+
+
+@pytest.mark.parametrize("shape", [(1024, 512), (48, 20), (64, 13), (16, 3)])
+def test_step_weights_pack_into_16_column_panels(engine, shape):
+    """pack_step_weights (the kernels' 8x8-transposing pack_panels) == torch's own view-transpose copy,
+    k % 8 tails included; float64 and widths not a multiple of 16 stay as they are."""
+    pack = build.module().pack_step_weights
+    w = torch.randn(*shape)
+    packed = pack(w)
+    if "-mavx2" in build.compile_flags():
+        assert torch.equal(packed, w.view(shape[0] // 16, 16, shape[1]).transpose(1, 2))
+    assert torch.equal(pack(w.double()), w.double())
+    assert torch.equal(pack(w[:-1]), w[:-1])
 
 
 @pytest.mark.parametrize("hidden", [7, 8])

@@ -199,9 +199,11 @@ __attribute__((always_inline)) inline void wide_block(int64_t k, const float* __
 inline void small_gemm(int64_t n, int64_t m, int64_t k, const float* a, int64_t lda, const float* w,
                        int64_t block_stride, int64_t row_stride, bool accumulate, float* c, int64_t ldc) {
   const int64_t blocks = m / 16;
-  // Threads take whole groups of 4 blocks, so that one row can use wide_block throughout.
+  // Threads take whole groups of 4 blocks, so that one row can use wide_block throughout; a thread
+  // gets at least 16 K multiply-adds at one row (as dot_gemm did), 1 M at more (as before).
   const int64_t groups = (blocks + 3) / 4;
-  at::parallel_for(0, groups, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, k * n)), [&](int64_t g0, int64_t g1) {
+  const int64_t grain = std::max<int64_t>(1, (n == 1 ? 256 : 16384) / std::max<int64_t>(1, k * n));
+  at::parallel_for(0, groups, grain, [&](int64_t g0, int64_t g1) {
     const int64_t j1 = std::min(4 * g1, blocks);
     int64_t j = 4 * g0;
     if (n == 1)
@@ -283,9 +285,43 @@ constexpr int64_t kSmallGemmRows = 16;
 // Panels of 16 columns of op(W), each stored row after row: panel[j][kk][q] = op(W)[kk][16j + q], so
 // small_gemm reads it with block_stride 16·k and row_stride 16, as one sequential stream per panel.
 // pack_panels takes W (m, k) for A @ W^T (op = transpose); pack_panels_xw takes W (k, m) for A @ W.
-inline Tensor pack_panels(const Tensor& w) {
+inline Tensor pack_panels(const Tensor& w_) {
+  // Written out with 8x8 register transposes: torch's strided copy (view, transpose, contiguous)
+  // takes ~260 µs for 1024x256, a scalar loop ~90, this ~30 (it runs once per sequence and step pack).
+  const Tensor w = w_.contiguous();
   const int64_t m = w.size(0), k = w.size(1);
-  return w.view({m / 16, 16, k}).transpose(1, 2).contiguous();   // (m/16, k, 16)
+  Tensor out = at::empty({m / 16, k, 16}, w.options());
+  const float* src = w.data_ptr<float>();
+  float* dst = out.data_ptr<float>();
+  for (int64_t j = 0; j < m / 16; ++j) {
+    int64_t kk = 0;
+#if defined(__AVX2__) && defined(__FMA__)
+    for (; kk + 8 <= k; kk += 8)
+      for (int64_t half = 0; half < 2; ++half) {                 // rows 16j + 8·half .. + 7
+        __m256 r[8], t[8];
+        for (int q = 0; q < 8; ++q) r[q] = _mm256_loadu_ps(src + (16 * j + 8 * half + q) * k + kk);
+        for (int q = 0; q < 8; q += 2) {
+          t[q] = _mm256_unpacklo_ps(r[q], r[q + 1]);
+          t[q + 1] = _mm256_unpackhi_ps(r[q], r[q + 1]);
+        }
+        for (int q = 0; q < 8; q += 4) {
+          r[q] = _mm256_shuffle_ps(t[q], t[q + 2], 0x44);
+          r[q + 1] = _mm256_shuffle_ps(t[q], t[q + 2], 0xEE);
+          r[q + 2] = _mm256_shuffle_ps(t[q + 1], t[q + 3], 0x44);
+          r[q + 3] = _mm256_shuffle_ps(t[q + 1], t[q + 3], 0xEE);
+        }
+        // r[0..3] hold columns {0,4},{1,5},{2,6},{3,7} of rows 0-3 in their halves; r[4..7] of rows 4-7
+        for (int q = 0; q < 4; ++q) {
+          float* d0 = dst + (j * k + kk + q) * 16 + 8 * half;
+          _mm256_storeu_ps(d0, _mm256_permute2f128_ps(r[q], r[q + 4], 0x20));
+          _mm256_storeu_ps(d0 + 4 * 16, _mm256_permute2f128_ps(r[q], r[q + 4], 0x31));
+        }
+      }
+#endif
+    for (; kk < k; ++kk)
+      for (int64_t q = 0; q < 16; ++q) dst[(j * k + kk) * 16 + q] = src[(16 * j + q) * k + kk];
+  }
+  return out;                                                      // (m/16, k, 16)
 }
 inline Tensor pack_panels_xw(const Tensor& w) {
   const int64_t k = w.size(0), m = w.size(1);

@@ -48,7 +48,7 @@ void gates_product(int64_t B, int64_t GH, int64_t K, const T* xh, const Tensor& 
 // where small_gemm serves it, else as it is.
 Tensor pack_step_weights(const Tensor& w_cat) {
   TORCH_CHECK(w_cat.dim() == 2, "pack_step_weights: expects [W_ih | W_hh] (4H, I + P), got ", w_cat.sizes());
-  return packable(w_cat, w_cat.size(0), 1) ? pack_panels(w_cat.contiguous()) : w_cat.contiguous();
+  return packable(w_cat, w_cat.size(0), 1) ? pack_panels(w_cat) : w_cat.contiguous();
 }
 
 // x (B, I); h (L, B, P); c (L, B, H); w_cat[l] = pack_step_weights([W_ih | W_hh]) with [W_ih | W_hh]
