@@ -17,6 +17,7 @@ Writes a markdown table to stdout and everything to JSON.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import platform
 import statistics
@@ -32,15 +33,22 @@ from lstmkit.backends import cpu
 
 
 def median_time(fn, repeats: int, warmup: int = 1, inner: int = 1) -> float:
-    """Median seconds per call of fn over `repeats` timings of `inner` calls each."""
+    """Median seconds per call of fn over `repeats` timings of `inner` calls each. As timeit does,
+    the garbage collector is off while timing (collected before each sample): otherwise a collection
+    triggered by one contender's objects (the reference engine's autograd graph) lands in another's."""
     for _ in range(warmup):
         fn()
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(inner):
-            fn()
-        times.append((time.perf_counter() - start) / inner)
+        gc.collect()
+        gc.disable()
+        try:
+            start = time.perf_counter()
+            for _ in range(inner):
+                fn()
+            times.append((time.perf_counter() - start) / inner)
+        finally:
+            gc.enable()
     return statistics.median(times)
 
 
