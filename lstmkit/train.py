@@ -242,15 +242,23 @@ def _prepare_out(out: Path, spec: TrainSpec, config: TrainConfig, info) -> None:
         if existing is None:
             raise UsageError(f"--resume: no checkpoint at {out / 'last'} to continue from")
         return
-    if existing is not None and not config.overwrite:
+    names = ("best", "best.old", "best.tmp", "last", "last.old", "last.tmp", "metrics.jsonl")
+    start_over(out, [out / name for name in names], existing is not None, config.overwrite, info)
+
+
+def start_over(out: Path, old: Iterable[Path], occupied: bool, overwrite: bool, info) -> None:
+    """Make `out` ready for a new run: refuse when it holds one (`occupied`) unless --overwrite,
+    then remove the `old` paths there (folders or files; the main process, the others wait)."""
+    if occupied and not overwrite:
         raise UsageError(f"{out} already holds a training run; pass --resume to continue it "
                          f"or --overwrite to start over")
     if info.is_main:
         import shutil
-        for name in ("best", "best.old", "best.tmp", "last", "last.old", "last.tmp"):
-            if (out / name).exists():
-                shutil.rmtree(out / name)
-        (out / "metrics.jsonl").unlink(missing_ok=True)
+        for path in old:
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
     distributed.barrier(info)
 
 

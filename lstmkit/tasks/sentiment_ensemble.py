@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import shutil
 import sys
 from pathlib import Path
 from typing import Callable
@@ -40,19 +39,7 @@ def prepare_out(out: Path | None, members: int, config: train.TrainConfig) -> No
         return
     taken = [out / MEMBERS] + ([out / "best", out / "last", out / "metrics.jsonl"] if members > 1 else [])
     taken = [path for path in taken if path.exists()]
-    if not taken:
-        return
-    if not config.overwrite:
-        raise UsageError(f"{out} already holds a training run; pass --resume to continue it "
-                         f"or --overwrite to start over")
-    info = distributed.from_environment()
-    if info.is_main:
-        for path in taken:
-            if path.is_dir():
-                shutil.rmtree(path)
-            else:
-                path.unlink()
-    distributed.barrier(info)
+    train.start_over(out, taken, bool(taken), config.overwrite, distributed.from_environment())
 
 
 def shared_start(model: nn.Module, out: Path | None, config: train.TrainConfig, task: str,
