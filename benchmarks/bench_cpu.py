@@ -5,7 +5,8 @@
 Every ratio is measured in this one process on the same inputs, after warm-up, as the median of
 several runs (these machines are shared and noisy: read the ratios, not the absolute times).
 Sections, as issue 6 asks:
-  train  forward+backward of a plain float32 LSTM, T=100: lstmkit cpu vs torch.nn.LSTM
+  train  forward+backward of a plain float32 LSTM, T=100: lstmkit cpu vs torch.nn.LSTM, and the
+         arithmetic floor (its flops at the best matrix-product rate torch reaches here)
   variant  layer-norm and peephole LSTMs: cpu vs the reference engine, and vs plain cpu
   step   one step, B=1, I=H=256, each in a generation loop (the state it returned fed back):
          LSTMStepper and LSTM.step vs nn.LSTM on one step vs nn.LSTMCell vs the floor
@@ -79,7 +80,22 @@ def paired(*args):
     return tuple(interleaved({k: train_step(m, x) for k, m in enumerate(models)}, repeats).values())
 
 
+def gemm_ceiling(repeats: int) -> float:
+    """The fastest float32 matrix-product rate (GFLOP/s) torch shows here, over the shapes a T=100,
+    B=8, H=256 LSTM's fwd+bwd multiplies ((800, 256) x (256, 1024) and its transposes) and 1024³,
+    taking each product's fastest sample: a ceiling on any engine's arithmetic, not a typical rate."""
+    a, w, g = torch.randn(800, 256), torch.randn(1024, 256), torch.randn(800, 1024)
+    big = torch.randn(1024, 1024)
+    products = [(lambda: a @ w.t(), 2 * 800 * 1024 * 256), (lambda: g @ w, 2 * 800 * 1024 * 256),
+                (lambda: g.t() @ a, 2 * 800 * 1024 * 256), (lambda: big @ big, 2 * 1024 ** 3)]
+    return max(flops / min(median_time(fn, 1, warmup=0) for _ in range(repeats)) for fn, flops in products) / 1e9
+
+
 def bench_train(sizes, T, repeats):
+    """cpu vs torch.nn.LSTM, and the arithmetic floor: fwd+bwd of a plain LSTM with I=H is
+    24·T·B·H·(I+H) flops (forward 2·T·B·4H·(I+H), backward twice that), so no engine takes less
+    than those flops at the best product rate measured here; native_ms / floor_ms is the largest
+    speed-up over torch this machine allows."""
     rows = []
     for B, H in sizes:
         torch.manual_seed(0)
@@ -90,6 +106,10 @@ def bench_train(sizes, T, repeats):
         t_cpu, t_native = paired(ours, native, x, repeats)
         rows.append(dict(section="train", B=B, H=H, I=H, T=T, cpu_ms=t_cpu * 1e3, native_ms=t_native * 1e3,
                          speedup_vs_native=t_native / t_cpu))
+    gflops = max(gemm_ceiling(2 * repeats) for _ in range(2))       # measured twice: these machines are shared
+    for r in rows:
+        r.update(gemm_gflops=gflops, flop_floor_ms=24 * T * r["B"] * r["H"] * (r["I"] + r["H"]) / gflops / 1e6)
+        r["max_speedup_vs_native"] = r["native_ms"] / r["flop_floor_ms"]
     return rows
 
 
@@ -186,9 +206,11 @@ def markdown(rows) -> str:
     out = []
     train = [r for r in rows if r["section"] == "train"]
     if train:
-        out += ["| fwd+bwd float32, T=%d | cpu ms | nn.LSTM ms | speed-up |" % train[0]["T"], "|---|---|---|---|"]
+        out += ["| fwd+bwd float32, T=%d | cpu ms | nn.LSTM ms | speed-up | flop floor ms (best GEMM rate) "
+                "| largest speed-up possible |" % train[0]["T"], "|---|---|---|---|---|---|"]
         out += [f"| B={r['B']}, H=I={r['H']} | {r['cpu_ms']:.1f} | {r['native_ms']:.1f} | "
-                f"{r['speedup_vs_native']:.2f}× |" for r in train]
+                f"{r['speedup_vs_native']:.2f}× | {r['flop_floor_ms']:.1f} ({r['gemm_gflops']:.0f} GFLOP/s) | "
+                f"{r['max_speedup_vs_native']:.2f}× |" for r in train]
     for r in (r for r in rows if r["section"] == "variant"):
         out += [f"| {r['variant']} B={r['B']} H={r['H']} T={r['T']}: cpu {r['cpu_ms']:.1f} ms, reference "
                 f"{r['reference_ms']:.1f} ms ({r['speedup_vs_reference']:.1f}× faster), "
