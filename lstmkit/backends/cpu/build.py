@@ -42,7 +42,16 @@ def compile_flags() -> list[str]:
     capability = getattr(torch.backends.cpu, "get_cpu_capability", lambda: "DEFAULT")()
     if capability in ("AVX2", "AVX512"):
         flags += ["-mavx2", "-mfma"]
-    return flags
+    return flags + openmp_flags()
+
+
+def openmp_flags() -> list[str]:
+    """-fopenmp where torch runs its threads with OpenMP (Linux wheels: GNU OpenMP, whose libgomp.so.1
+    torch ships and has loaded, so the engine shares torch's thread pool and torch.set_num_threads).
+    Without it ATen's parallel_for, a header template, compiles to a plain loop: the kernels' thread
+    splits would never run."""
+    uses_openmp = "USE_OPENMP=ON" in torch.__config__.show() or torch.backends.openmp.is_available()
+    return ["-fopenmp"] if uses_openmp and os.name == "posix" and os.uname().sysname == "Linux" else []
 
 
 def _build_name(flags: list[str]) -> str:
@@ -76,7 +85,8 @@ def _compile():
     build_dir = cache_root() / name
     build_dir.mkdir(parents=True, exist_ok=True)
     return cpp_extension.load(name=name, sources=[str(_HERE / s) for s in SOURCES], extra_cflags=flags,
-                              build_directory=str(build_dir), is_python_module=True, verbose=False)
+                              extra_ldflags=openmp_flags(), build_directory=str(build_dir),
+                              is_python_module=True, verbose=False)
 
 
 def load() -> tuple[bool, str]:
