@@ -521,7 +521,7 @@ def test_stepper_on_lstmkit_module_unbatched_and_refresh(engine):
 
 @pytest.fixture
 def failing_build(monkeypatch):
-    def broken():
+    def broken(flags):
         # torch's message: its own "Error building extension" line, then ninja's and the compiler's output
         raise RuntimeError("Error building extension 'lstmkit_cpu_0': [1/2] c++ -c step.cpp -o step.o\n"
                            "FAILED: step.o\nstep.cpp:85:59: error: simulated compiler failure\n"
@@ -548,6 +548,28 @@ def test_failed_build_is_reported_once_and_falls_back(failing_build):
         model = lstmkit.LSTM(3, 4)                        # auto still runs, on another engine
         model(torch.randn(2, 1, 3))
         assert model.last_backend != "cpu"
+
+
+def test_a_compiler_without_openmp_still_builds_the_engine(monkeypatch):
+    """-fopenmp refused (clang without libomp, say): the engine is built without it, on one thread,
+    and a warning says so and why; nothing else changes."""
+    built = object()
+
+    def no_openmp(flags):
+        if "-fopenmp" in flags:
+            raise RuntimeError("Error building extension 'x': c++ -fopenmp ...\nstep.cpp:1:10: fatal error: "
+                               "omp.h: No such file or directory")
+        return built
+
+    build.reset()
+    monkeypatch.setattr(build, "openmp_flags", lambda: ["-fopenmp"])
+    monkeypatch.setattr(build, "_compile", no_openmp)
+    try:
+        with pytest.warns(RuntimeWarning, match="without OpenMP and runs on one thread .*omp.h"):
+            assert build.load() == (True, "")
+        assert build.module() is built
+    finally:
+        build.reset()
 
 
 def test_missing_compiler_is_named(monkeypatch, failing_build):

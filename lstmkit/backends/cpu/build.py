@@ -35,14 +35,15 @@ def cache_root() -> Path:
     return Path.home() / ".cache" / "lstmkit"
 
 
-def compile_flags() -> list[str]:
+def compile_flags(openmp: bool = True) -> list[str]:
     """-O3, plus AVX2/FMA only when this CPU has them (the hash below keys the cache on the flags,
-    so a library built for one machine is never loaded on a machine that lacks its instructions)."""
+    so a library built for one machine is never loaded on a machine that lacks its instructions),
+    plus openmp_flags() unless openmp=False."""
     flags = ["-O3", "-fno-math-errno", "-fno-trapping-math"]  # lets gcc if-convert (vectorise) the clamps
     capability = getattr(torch.backends.cpu, "get_cpu_capability", lambda: "DEFAULT")()
     if capability in ("AVX2", "AVX512"):
         flags += ["-mavx2", "-mfma"]
-    return flags + openmp_flags()
+    return flags + (openmp_flags() if openmp else [])
 
 
 def openmp_flags() -> list[str]:
@@ -50,8 +51,8 @@ def openmp_flags() -> list[str]:
     torch ships and has loaded, so the engine shares torch's thread pool and torch.set_num_threads).
     Without it ATen's parallel_for, a header template, compiles to a plain loop: the kernels' thread
     splits would never run."""
-    uses_openmp = "USE_OPENMP=ON" in torch.__config__.show() or torch.backends.openmp.is_available()
-    return ["-fopenmp"] if uses_openmp and os.name == "posix" and os.uname().sysname == "Linux" else []
+    linux = os.name == "posix" and os.uname().sysname == "Linux"
+    return ["-fopenmp"] if linux and torch.backends.openmp.is_available() else []
 
 
 def _build_name(flags: list[str]) -> str:
@@ -75,18 +76,17 @@ def _missing_tool() -> str | None:
     return None
 
 
-def _compile():
+def _compile(flags: list[str]):
     """Build (or load from the cache), register the lstmkit:: operators with torch (as the library
     loads) and return it as a Python module (its direct bindings)."""
     from torch.utils import cpp_extension
 
-    flags = compile_flags()
     name = _build_name(flags)
     build_dir = cache_root() / name
     build_dir.mkdir(parents=True, exist_ok=True)
     return cpp_extension.load(name=name, sources=[str(_HERE / s) for s in SOURCES], extra_cflags=flags,
-                              extra_ldflags=openmp_flags(), build_directory=str(build_dir),
-                              is_python_module=True, verbose=False)
+                              extra_ldflags=[f for f in flags if f == "-fopenmp"],
+                              build_directory=str(build_dir), is_python_module=True, verbose=False)
 
 
 def load() -> tuple[bool, str]:
@@ -101,19 +101,40 @@ def load() -> tuple[bool, str]:
             reason = _missing_tool() or ""
         if not reason:
             try:
-                module = _compile()
+                module = _compile(compile_flags())
             except Exception as error:  # a failed compile must leave the other backends working
-                lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
-                # the compiler's own "file:line: error: ..." first; torch's "Error building extension
-                # 'name': <command>" line only when there is none
-                first = next((ln for ln in lines if "error:" in ln),
-                             next((ln for ln in lines if "error" in ln.lower()), lines[-1] if lines else ""))
-                reason = f"compiling the C++ sources failed: {first or type(error).__name__}"
+                reason = f"compiling the C++ sources failed: {_first_error(error)}"
+                module = _without_openmp(reason)
+                if module is not None:
+                    reason = ""
         _state.update(ok=not reason, reason=reason, module=module)
         if reason:
             warnings.warn(f"lstmkit: the cpu engine is unavailable: {reason}. "
                           "The 'reference' and 'native' backends still work.", RuntimeWarning, stacklevel=3)
         return not reason, reason
+
+
+def _first_error(error: Exception) -> str:
+    """The compiler's own "file:line: error: ..." line; torch's "Error building extension 'name':
+    <command>" line only when there is none."""
+    lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
+    first = next((ln for ln in lines if "error:" in ln),
+                 next((ln for ln in lines if "error" in ln.lower()), lines[-1] if lines else ""))
+    return first or type(error).__name__
+
+
+def _without_openmp(reason: str):
+    """After a failed build with -fopenmp (a compiler without OpenMP, e.g. clang without libomp): the
+    library built without it, running on one thread, and a warning that says so; None if that fails too."""
+    if not openmp_flags():
+        return None
+    try:
+        built = _compile(compile_flags(openmp=False))
+    except Exception:  # noqa: BLE001 - the first failure is the one reported
+        return None
+    warnings.warn(f"lstmkit: the cpu engine was built without OpenMP and runs on one thread ({reason})",
+                  RuntimeWarning, stacklevel=4)
+    return built
 
 
 def module():
