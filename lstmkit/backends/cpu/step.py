@@ -51,7 +51,8 @@ class LSTMStepper:
         """Pack the module's current weights: [W_ih | W_hh] (4H, I + P) and b_ih + b_hh (4H,) per layer."""
         from lstmkit.backends.cpu import build
 
-        pack = build.module().pack_step_weights   # 16-column panels where the kernel has them
+        engine = build.module()
+        pack = engine.pack_step_weights           # 16-column panels where the kernel has them
         w_cat, bias, w_hr = [], [], []
         for k in range(self.num_layers):
             w_ih, w_hh = getattr(self.module, f"weight_ih_l{k}"), getattr(self.module, f"weight_hh_l{k}")
@@ -66,7 +67,7 @@ class LSTMStepper:
                 w_hr.append(getattr(self.module, f"weight_hr_l{k}").detach().contiguous())
 
         self._w_cat, self._bias, self._w_hr = w_cat, bias, w_hr  # for the operator (tests, compile)
-        self._step = build.module().PackedStep(w_cat, bias, w_hr)
+        self._step = engine.PackedStep(w_cat, bias, w_hr)
         self.dtype = w_cat[0].dtype
 
     def initial_state(self, batch: int = 1) -> tuple[Tensor, Tensor]:
