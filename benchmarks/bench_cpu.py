@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 import lstmkit
-from lstmkit.backends import cpu
+from lstmkit.engines import cpu
 
 
 def median_time(fn, repeats: int, warmup: int = 1, inner: int = 1) -> float:
@@ -145,7 +145,7 @@ def bench_gru(sizes, T, repeats):
 
 @torch.no_grad()
 def bench_step(H, inner, repeats):
-    from lstmkit.backends.cpu.step import LSTMStepper
+    from lstmkit.engines.cpu.step import LSTMStepper
 
     torch.manual_seed(0)
     lstm, cell = nn.LSTM(H, H), nn.LSTMCell(H, H)

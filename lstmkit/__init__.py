@@ -5,10 +5,10 @@ torch.nn.LSTM, experiments that show why gates remember, ready tasks, and fast e
 """
 __version__ = "0.1.0"
 
-from lstmkit.cells import GRUCell, LSTMCell, RNNCell, gru_cell, lstm_cell, rnn_cell  # noqa: E402
-from lstmkit.layers import GRU, LSTM, RNN  # noqa: E402
-from lstmkit.swap import swap_into_torch  # noqa: E402
-from lstmkit.trace import trace  # noqa: E402
+from lstmkit.nn.cells import GRUCell, LSTMCell, RNNCell, gru_cell, lstm_cell, rnn_cell  # noqa: E402
+from lstmkit.nn.layers import GRU, LSTM, RNN  # noqa: E402
+from lstmkit.nn.swap import swap_into_torch  # noqa: E402
+from lstmkit.nn.trace import trace  # noqa: E402
 
 __all__ = [
     "LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from lstmkit.cells import gru_cell, lstm_cell, rnn_cell
+from lstmkit.nn.cells import gru_cell, lstm_cell, rnn_cell
 
 
 def _steps(steps: int, reverse: bool):

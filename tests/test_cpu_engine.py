@@ -1,4 +1,4 @@
-"""The fused CPU engine (lstmkit.backends.cpu) against the reference engine, torch.nn and gradcheck.
+"""The fused CPU engine (lstmkit.engines.cpu) against the reference engine, torch.nn and gradcheck.
 
 Every test but the fallback ones needs the compiled engine and is skipped, with the reason, where it
 cannot be built (no compiler, no ninja). The first test to ask compiles it (about a minute, once;
@@ -14,8 +14,8 @@ from torch import nn
 from torch.nn.utils.rnn import pack_sequence
 
 import lstmkit
-from lstmkit.backends import cpu, reference
-from lstmkit.backends.cpu import build
+from lstmkit.engines import bptt as reference, cpu
+from lstmkit.engines.cpu import build
 from lstmkit.errors import BackendUnavailable
 from parity import TOLERANCE, assert_close, assert_same_results
 
@@ -425,7 +425,7 @@ def test_gru_rnn_layers_match_torch(engine, kind):
 
 def assert_steps_match_sequence(model: nn.Module, x: torch.Tensor, tol: float) -> None:
     """LSTMStepper through x (T, B, I) one step at a time == the module on the whole sequence."""
-    from lstmkit.backends.cpu.step import LSTMStepper
+    from lstmkit.engines.cpu.step import LSTMStepper
 
     with torch.no_grad():
         want_y, (want_h, want_c) = model(x)
@@ -475,7 +475,7 @@ def test_direct_step_binding_equals_the_operator(engine, hidden):
     (what torch.compile and TorchScript see) must give the very same numbers, with the weights as they
     are (H=7) and packed into panels (H=8). Without the dispatcher's device check, the kernel refuses
     non-CPU tensors itself."""
-    from lstmkit.backends.cpu.step import LSTMStepper
+    from lstmkit.engines.cpu.step import LSTMStepper
 
     torch.manual_seed(0)
     stepper = LSTMStepper(nn.LSTM(5, hidden, num_layers=2, proj_size=3))
@@ -495,7 +495,7 @@ def test_direct_step_binding_equals_the_operator(engine, hidden):
 
 
 def test_stepper_on_lstmkit_module_unbatched_and_refresh(engine):
-    from lstmkit.backends.cpu.step import LSTMStepper
+    from lstmkit.engines.cpu.step import LSTMStepper
 
     torch.manual_seed(0)
     model = lstmkit.LSTM(3, 5, num_layers=2)
@@ -540,7 +540,7 @@ def test_failed_build_is_reported_once_and_falls_back(failing_build):
     with warnings.catch_warnings():
         warnings.simplefilter("error")                    # said once: no second warning
         assert cpu.is_available() == (False, reason)
-        assert "simulated" in lstmkit.backends.available()["cpu"]
+        assert "simulated" in lstmkit.engines.registry.available()["cpu"]
         with pytest.raises(BackendUnavailable, match="simulated compiler failure"):
             cpu.lstm_recurrence(**contract_args())
         with pytest.raises(BackendUnavailable, match="simulated compiler failure"):

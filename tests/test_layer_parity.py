@@ -8,7 +8,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_sequence
 
 import lstmkit
-from lstmkit import backends
+from lstmkit.engines import registry as backends
 from parity import assert_same_results
 
 OURS = {"LSTM": lstmkit.LSTM, "GRU": lstmkit.GRU, "RNN_TANH": lstmkit.RNN, "RNN_RELU": lstmkit.RNN}

@@ -6,8 +6,8 @@ from hypothesis import strategies as st
 from torch.nn.utils.rnn import pack_sequence, pad_packed_sequence
 
 import lstmkit
-from lstmkit.backends import cpu
-from lstmkit.cells import lstm_cell
+from lstmkit.engines import cpu
+from lstmkit.nn.cells import lstm_cell
 
 TOL = 1e-10
 FAST = settings(max_examples=12, deadline=None)

@@ -1,7 +1,7 @@
 """The reference engine's hand-written BPTT against the spec cells looped under autograd.
 
 The oracle builds the input part from real w_ih, b_ih, b_hh (and the input layer norm) and steps
-``lstmkit.cells.lstm_cell`` / ``gru_cell`` / ``rnn_cell``; the engine gets the same xg, computed
+``lstmkit.nn.cells.lstm_cell`` / ``gru_cell`` / ``rnn_cell``; the engine gets the same xg, computed
 from the same leaves, so every gradient (x, h0, c0 and every weight) is compared.
 """
 from __future__ import annotations
@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lstmkit.backends.reference import gru_recurrence, lstm_recurrence, rnn_recurrence
-from lstmkit.cells import gru_cell, lstm_cell, rnn_cell
+from lstmkit.engines.bptt import gru_recurrence, lstm_recurrence, rnn_recurrence
+from lstmkit.nn.cells import gru_cell, lstm_cell, rnn_cell
 
 TOL = {torch.float64: 1e-10, torch.float32: 1e-5}
 EPS = 1e-5

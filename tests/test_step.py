@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import lstmkit
-from lstmkit.backends import cpu
+from lstmkit.engines import cpu
 
 needs_cpu_engine = pytest.mark.skipif(not cpu.is_available()[0], reason="the cpu engine cannot be built here")
 

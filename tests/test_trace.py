@@ -5,7 +5,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_sequence
 
 import lstmkit
-from lstmkit.cells import lstm_cell
+from lstmkit.nn.cells import lstm_cell
 
 
 def test_trace_returns_the_cells_gates_for_every_step():

@@ -8,7 +8,7 @@ from torch.nn.utils.rnn import pack_sequence
 
 import loop_engine
 import lstmkit
-from lstmkit import backends
+from lstmkit.engines import registry as backends
 from parity import assert_same_results
 
 VARIANTS = {

@@ -40,7 +40,7 @@ def run(args) -> int:
     import torch
 
     import lstmkit
-    from lstmkit import backends
+    from lstmkit.engines import registry as backends
 
     print(f"lstmkit {lstmkit.__version__}  torch {torch.__version__}  numpy {numpy.__version__}  "
           f"python {platform.python_version()}  threads {torch.get_num_threads()}  "

@@ -22,7 +22,7 @@ from lstmkit.data.series import (MISSING_POLICIES, StandardScaler, check_enough_
                                  make_windows, read_series_csv, split_points)
 from lstmkit import train
 from lstmkit.errors import UsageError
-from lstmkit.layers import LSTM
+from lstmkit.nn.layers import LSTM
 from lstmkit.train_config import add_training_args
 from lstmkit.metrics_forecast import all_metrics, mase_scale, naive_forecast, seasonal_naive_forecast
 

@@ -20,7 +20,7 @@ from torch import nn
 from lstmkit.data.corpus import LEVELS, TokenVocabulary, batchify, bptt_chunks, read_text, split_tokens, tokenize
 from lstmkit import train
 from lstmkit.errors import UsageError
-from lstmkit.layers import LSTM
+from lstmkit.nn.layers import LSTM
 from lstmkit.train_config import add_training_args
 
 NAME = "lm"

@@ -17,7 +17,7 @@ from torch import nn
 from lstmkit.data.mnist import MODES, load_mnist_npz, permutation_for, to_sequences
 from lstmkit import train
 from lstmkit.errors import UsageError
-from lstmkit.layers import LSTM
+from lstmkit.nn.layers import LSTM
 from lstmkit.train_config import add_training_args
 
 NAME = "seqmnist"

@@ -232,7 +232,7 @@ class _CellBase(nn.Module):
 
     def _prepare(self, input: Tensor, states: tuple[Tensor, ...] | None, state_sizes: tuple[int, ...]):
         """Check the input and states, add a batch dimension to unbatched ones, default states to zeros."""
-        from lstmkit.validation import check_cell_input
+        from lstmkit.nn.validation import check_cell_input
 
         check_cell_input(self, input, states, state_sizes)
         batched = input.dim() == 2

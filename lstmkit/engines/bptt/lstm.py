@@ -1,6 +1,6 @@
 """The LSTM recurrence with back-propagation through time written out by hand.
 
-Forward runs ``lstmkit.cells.lstm_cell`` (with the input part already in ``xg``) step by step,
+Forward runs ``lstmkit.nn.cells.lstm_cell`` (with the input part already in ``xg``) step by step,
 writing every step straight into preallocated (T, B, ·) buffers. Backward walks the steps in
 the opposite order carrying dh, dc; each step is a few whole-tensor products plus one matrix
 product ``d_gates @ w_hh``. Everything that depends only on forward values (the activations'
@@ -22,9 +22,9 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from lstmkit.backends.reference.common import (StepPlan, carry_inactive, check_state, make_plan,
+from lstmkit.engines.bptt.common import (StepPlan, carry_inactive, check_state, make_plan,
                                                new_buffer, outputs_from_states, state_buffer)
-from lstmkit.backends.reference.lstm_backward import lstm_backward
+from lstmkit.engines.bptt.lstm_backward import lstm_backward
 
 
 def _all_rows(v: Tensor) -> Tensor:

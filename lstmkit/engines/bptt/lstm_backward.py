@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from lstmkit.backends.reference.common import in_time_order, layer_norm_backward, new_buffer, weight_grad
+from lstmkit.engines.bptt.common import in_time_order, layer_norm_backward, new_buffer, weight_grad
 
 XG, H0, C0, W_HH, W_HR, W_CI, W_CF, W_CO, LN_HH, LN_C_W, LN_C_B = range(11)
 N_ARGS = 16  # forward's arguments: the 11 above, h_mask, zh, zc, plan, eps

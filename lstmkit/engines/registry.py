@@ -1,9 +1,9 @@
 """Engines by name, and the choice among them.
 
 - ``reference``: the cells in a time loop with hand-written back-propagation through time
-  (``lstmkit.backends.reference``); serves every configuration and records gates for tracing.
+  (``lstmkit.engines.bptt``); serves every configuration and records gates for tracing.
 - ``native``: torch's own fused op (oneDNN on CPU, cuDNN on GPU); standard LSTM/GRU/RNN only.
-- ``cpu``: lstmkit's fused C++ engine (``lstmkit.backends.cpu``), compiled on first use.
+- ``cpu``: lstmkit's fused C++ engine (``lstmkit.engines.cpu``), compiled on first use.
 
 ``backend="auto"`` takes the first engine in ``AUTO_ORDER`` (``PACKED_AUTO_ORDER`` for a
 PackedSequence) that can serve the module as it is configured now (training or not); the layer
@@ -51,7 +51,7 @@ def why_not(name: str, module, training: bool) -> str | None:
         return None
     if name == "cpu":
         try:
-            cpu = importlib.import_module("lstmkit.backends.cpu")
+            cpu = importlib.import_module("lstmkit.engines.cpu")
         except ImportError as error:  # the engine's Python side is missing from this install
             return f"the cpu engine is not installed ({error})"
         ok, reason = cpu.is_available()
@@ -80,14 +80,14 @@ def select(module, training: bool, tracing: bool, packed: bool = False) -> str:
 
 def recurrence_engine(name: str) -> ModuleType:
     """The module holding ``lstm_recurrence``/``gru_recurrence``/``rnn_recurrence`` for an engine."""
-    return importlib.import_module(f"lstmkit.backends.{name}")
+    return importlib.import_module(f"lstmkit.engines.{ {'reference': 'bptt'}.get(name, name)}")
 
 
 def available() -> dict[str, str]:
     """Each engine and whether it can run on this machine: 'available' or the reason it cannot."""
     status = {"reference": "available", "native": "available"}
     try:
-        cpu = importlib.import_module("lstmkit.backends.cpu")
+        cpu = importlib.import_module("lstmkit.engines.cpu")
         ok, reason = cpu.is_available()
         status["cpu"] = "available" if ok else f"unavailable: {reason}"
     except ImportError as error:

@@ -13,8 +13,8 @@ from contextlib import contextmanager
 
 import torch.nn
 
-from lstmkit import layers
-from lstmkit.backends import check_name
+from lstmkit.nn import layers
+from lstmkit.engines.registry import check_name
 
 
 def _with_default_backend(cls: type, backend: str) -> type:

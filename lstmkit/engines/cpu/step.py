@@ -29,7 +29,7 @@ class LSTMStepper:
     """One time step of ``lstm`` (all layers) per call, weights prepared once; see the module docstring."""
 
     def __init__(self, lstm: nn.Module) -> None:
-        from lstmkit.backends import cpu
+        from lstmkit.engines import cpu
 
         ok, reason = cpu.is_available()
         if not ok:
@@ -49,7 +49,7 @@ class LSTMStepper:
     @torch.no_grad()
     def refresh(self) -> None:
         """Pack the module's current weights: [W_ih | W_hh] (4H, I + P) and b_ih + b_hh (4H,) per layer."""
-        from lstmkit.backends.cpu import build
+        from lstmkit.engines.cpu import build
 
         engine = build.module()
         pack = engine.pack_step_weights           # 16-column panels where the kernel has them

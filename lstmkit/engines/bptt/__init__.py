@@ -3,8 +3,8 @@
 It serves every configuration (all LSTM variants, GRU, tanh/relu RNN) and returns the gates for
 tracing. See "The recurrence contract" in docs/ARCHITECTURE.md for the three functions.
 """
-from lstmkit.backends.reference.gru import gru_recurrence
-from lstmkit.backends.reference.lstm import lstm_recurrence
-from lstmkit.backends.reference.rnn import rnn_recurrence
+from lstmkit.engines.bptt.gru import gru_recurrence
+from lstmkit.engines.bptt.lstm import lstm_recurrence
+from lstmkit.engines.bptt.rnn import rnn_recurrence
 
 __all__ = ["lstm_recurrence", "gru_recurrence", "rnn_recurrence"]

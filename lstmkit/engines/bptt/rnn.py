@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from lstmkit.backends.reference.common import (StepPlan, carry_inactive, check_state, in_time_order,
+from lstmkit.engines.bptt.common import (StepPlan, carry_inactive, check_state, in_time_order,
                                                make_plan, new_buffer, outputs_from_states, state_buffer,
                                                weight_grad)
 

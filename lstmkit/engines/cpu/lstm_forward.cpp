@@ -1,6 +1,6 @@
 // The fused CPU LSTM recurrence: one layer-direction, all T steps, forward and backward, in one call.
 //
-// Implements the recurrence contract of docs/ARCHITECTURE.md; the step is lstmkit/cells.py's lstm_cell
+// Implements the recurrence contract of docs/ARCHITECTURE.md; the step is lstmkit/nn/cells.py's lstm_cell
 // with the same names (i, f, g, o, c, h). Per step: one GEMM h @ W_hh^T straight into the gate buffer,
 // then one pass per batch row that does the whole cell (gates, c, h, zoneout). Threads split the batch
 // rows. Backward mirrors it: one fused pass per step and one GEMM for dh; the weight gradients are single

@@ -1,6 +1,6 @@
 """The GRU recurrence (torch.nn.GRU's, gate order r, z, n) with back-propagation through time by hand.
 
-Forward, per step, as ``lstmkit.cells.gru_cell`` with the input part in xg (incl. b_ih):
+Forward, per step, as ``lstmkit.nn.cells.gru_cell`` with the input part in xg (incl. b_ih):
     hp = h @ w_hh.T + b_hh;  r = σ(x_r + hp_r);  z = σ(x_z + hp_z);  n = tanh(x_n + r ⊙ hp_n)
     h' = (1 - z) ⊙ n + z ⊙ h
 Backward, with dh the gradient reaching h' (carried + output):
@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from lstmkit.backends.reference.common import (StepPlan, carry_inactive, check_state, in_time_order,
+from lstmkit.engines.bptt.common import (StepPlan, carry_inactive, check_state, in_time_order,
                                                make_plan, new_buffer, outputs_from_states, state_buffer,
                                                weight_grad)
 

@@ -146,11 +146,11 @@ def reset() -> None:
     """Forget the outcome of the last attempt (for tests that simulate a failure)."""
     with _lock:
         _state.clear()
-    import lstmkit.backends.cpu as engine
+    import lstmkit.engines.cpu as engine
     engine._ready = False
 
 
-if __name__ == "__main__":  # python -m lstmkit.backends.cpu.build: compile now (e.g. after install)
+if __name__ == "__main__":  # python -m lstmkit.engines.cpu.build: compile now (e.g. after install)
     ok, why = load()
     print(f"lstmkit cpu engine: {'ready in ' + str(cache_root()) if ok else 'unavailable: ' + why}")
     raise SystemExit(0 if ok else 1)

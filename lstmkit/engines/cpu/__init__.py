@@ -21,7 +21,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from lstmkit.backends.cpu import build
+from lstmkit.engines.cpu import build
 from lstmkit.errors import BackendUnavailable
 
 NAME = "cpu"

@@ -6,7 +6,7 @@ weights; same inputs and outputs (batched, unbatched, batch_first, PackedSequenc
 A program replaces ``nn.LSTM`` with ``lstmkit.LSTM`` and nothing else changes.
 
 What this module adds on top is the choice of engine (``backend=``, see ``lstmkit.backends``),
-the LSTM variants of ``lstmkit.cells`` as keyword options, and gate tracing (``lstmkit.trace``).
+the LSTM variants of ``lstmkit.nn.cells`` as keyword options, and gate tracing (``lstmkit.trace``).
 """
 from __future__ import annotations
 
@@ -18,12 +18,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
-from lstmkit import backends
-from lstmkit.backends import native
-from lstmkit.cells import LSTMVariant, init_lstm_parameters, lstm_parameter_shapes
+from lstmkit.engines import registry as backends
+from lstmkit.engines import native
+from lstmkit.nn.cells import LSTMVariant, init_lstm_parameters, lstm_parameter_shapes
 from lstmkit.errors import BackendUnavailable
-from lstmkit.sequence import Layout, from_time_major, states_in, states_out, to_time_major
-from lstmkit.validation import check_layer_input
+from lstmkit.nn.sequence import Layout, from_time_major, states_in, states_out, to_time_major
+from lstmkit.nn.validation import check_layer_input
 
 LAYER_NORM_EPS = 1e-5
 
@@ -256,7 +256,7 @@ class LSTM(RecurrentLayers):
     layer_norm=False, coupled_gates=False, forget_bias=None, recurrent_dropout=0.0, zoneout=0.0,
     weight_drop=0.0)``
 
-    The variants and their sources are described in ``lstmkit.cells``. ``zoneout`` is one rate
+    The variants and their sources are described in ``lstmkit.nn.cells``. ``zoneout`` is one rate
     for both states or a pair ``(cell, hidden)`` (Krueger et al. used 0.5 and 0.05).
     """
 
@@ -290,7 +290,7 @@ class LSTM(RecurrentLayers):
             return None                                       # the fused step has no backward
         if cache is None:
             try:
-                from lstmkit.backends.cpu.step import LSTMStepper
+                from lstmkit.engines.cpu.step import LSTMStepper
                 cache = {"stepper": LSTMStepper(self), "key": None, "last": None}
             except (ImportError, BackendUnavailable):         # a variant, bidirectional, no compiler
                 cache = {"stepper": None, "key": None, "last": None}

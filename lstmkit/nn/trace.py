@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from torch import Tensor, nn
 
-from lstmkit.sequence import Layout, per_sequence
+from lstmkit.nn.sequence import Layout, per_sequence
 
 DIRECTIONS = ("forward", "reverse")
 
@@ -95,7 +95,7 @@ class Trace:
 @contextmanager
 def trace(model: nn.Module):
     """Record the gates of every lstmkit layer in ``model`` (itself one, or containing some)."""
-    from lstmkit.layers import RecurrentLayers
+    from lstmkit.nn.layers import RecurrentLayers
 
     layers = {m: name for name, m in model.named_modules() if isinstance(m, RecurrentLayers)}
     if not layers:

@@ -1,0 +1,1 @@
+"""The layers people use: the specification cells, torch.nn-compatible LSTM/GRU/RNN, gate tracing."""
