@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import random
 import shutil
 import sys
 from pathlib import Path
@@ -25,12 +24,10 @@ import numpy as np
 import torch
 
 from lstmkit.cli import main
+from test_sentiment import write_fasttext  # tests/ is this script's folder, so on its path
 
 SENTIMENT_TEXTS = ["this was great and i love it", "awful broken item", "really good book",
                    "very poor and bad", "the item it was"]
-POSITIVE = ["good", "great", "love", "excellent", "fine"]
-NEGATIVE = ["bad", "awful", "hate", "poor", "broken"]
-FILLER = ["the", "a", "book", "it", "was", "this", "item", "really", "and", "very"]
 LM_CHAR_TEXT = "abcd efg\n" * 60
 LM_WORD_TEXT = "the cat sat on the mat\nthe dog sat on the log\na bird flew over the house\n" * 20
 
@@ -51,20 +48,8 @@ def keep(run: Path, target: Path, *names: str) -> None:
         shutil.copytree(run / name, target / name)
 
 
-def sentiment_file(path: Path, n: int, seed: int) -> Path:
-    rng = random.Random(seed)
-    lines = []
-    for i in range(n):
-        positive = i % 2 == 0
-        words = rng.choices(FILLER, k=rng.randint(2, 6))
-        words.insert(rng.randrange(len(words) + 1), rng.choice(POSITIVE if positive else NEGATIVE))
-        lines.append(f"__label__{2 if positive else 1} {' '.join(words)}")
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
 def sentiment(work: Path, target: Path, name: str, *extra: str) -> dict:
-    train = sentiment_file(work / "train.ft.txt", 60, seed=1)
+    train = write_fasttext(work / "train.ft.txt", 60, seed=1)
     run = work / name
     run_cli(["train", "sentiment", "--train", str(train), "--out", str(run), "--epochs", "2",
              "--batch-size", "16", "--embedding-dim", "6", "--hidden-size", "5", "--min-freq", "1",

@@ -20,8 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from lstmkit.errors import UsageError
-from lstmkit.experiments.common import (KINDS, ExperimentResult, RecurrentModel, RunContext,
-                                        make_optimizer, progress, train_step)
+from lstmkit.experiments.common import KINDS, ExperimentResult, RecurrentModel, RunContext, train_steps
 from lstmkit.experiments.plots import line_plot
 
 ADDING_BASELINE = 1.0 / 6.0
@@ -129,17 +128,14 @@ def train(task: str, kind: str, settings: TaskSettings, seed: int, show_progress
     make_batch, loss_fn, input_size, output_size, vocab = TASKS[task]
     torch.manual_seed(seed)
     model = RecurrentModel(kind, input_size, settings.hidden_size, output_size, vocab_size=vocab)
-    optimizer = make_optimizer(model, settings.lr)
     data = torch.Generator().manual_seed(seed)  # same batches for both architectures
-    with progress(settings.steps, f"{task} {kind}", show_progress) as bar:
-        for step in range(settings.steps):
-            length = settings.length_at(step, float(torch.rand((), generator=data)))
-            inputs, targets = make_batch(length, settings.batch_size, data)
-            loss = train_step(model, optimizer, loss_fn(model, inputs, targets))
-            bar.update()
-            if step % 25 == 0:
-                bar.set_postfix_str(f"loss {loss:.4f} T {length}")
-    return model.eval()
+
+    def next_batch(step: int):
+        length = settings.length_at(step, float(torch.rand((), generator=data)))
+        return make_batch(length, settings.batch_size, data)
+
+    return train_steps(f"{task} {kind}", model, settings.steps, next_batch, loss_fn, settings.lr,
+                       seed, show_progress).eval()
 
 
 @torch.no_grad()

@@ -15,10 +15,11 @@ import time
 import torch
 
 import lstmkit
+from lstmkit.data.vocabulary import Vocabulary
 from lstmkit.experiments import cliff
 from lstmkit.experiments.common import ExperimentResult, RunContext
 from lstmkit.experiments.plots import gate_heatmap
-from lstmkit.experiments.stories import Story, Vocabulary, make_story
+from lstmkit.experiments.stories import Story, make_story, story_vocabulary
 
 NAME = "gates"
 TITLE = "What the gates did"
@@ -58,7 +59,7 @@ def run(context: RunContext, out_dir) -> ExperimentResult:
     started = time.perf_counter()
     settings = cliff.settings_for(context)
     model = cliff.trained_models(context, settings)["lstm"]
-    vocab = Vocabulary()
+    vocab = story_vocabulary()
     distance = story_distance(context, settings)
     rng = random.Random(f"gates-{context.seed}")
     count = 64 if context.quick else STORIES

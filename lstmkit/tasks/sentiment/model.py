@@ -1,7 +1,7 @@
-"""The sentiment classifier (embedding -> (bi)LSTM -> pooling -> linear) and its metrics.
+"""The sentiment classifier: embedding -> (bi)LSTM -> pooling -> linear, and an ensemble of them.
 
-Differences from the tutorial's model, each for a reason:
-- sequences are packed, so the LSTM never reads padding (the tutorial left-padded to 200 tokens);
+Each choice has a reason:
+- sequences are packed, so the LSTM never reads padding;
 - no hidden state is carried between batches: reviews are unrelated, every sequence starts from zero;
 - pooling over time (max and/or mean of the outputs) instead of only the last step: on a few
   thousand reviews a sentiment cue anywhere in a long text reaches the classifier in one step;
@@ -12,13 +12,6 @@ to the logits, trained jointly (fastText's idea, "wide and deep"). On a few thou
 a linear n-gram model is hard to beat; the LSTM then learns what the bag misses (order, negation
 scope) instead of relearning word polarity from scratch. The report names such a model
 "LSTM + n-grams", not "LSTM".
-
-Optional pretraining (`PretrainingLM`, semi-supervised sequence learning: Dai & Le 2015, ULMFiT):
-the classifier's own embedding and LSTM first learn to predict the words of the training texts
-(labels unused), the forward direction the next word and the backward direction the previous one
-(each direction only reads its own side, so nothing leaks); the classifier then starts from those
-weights. The output layers of the language model are dropped afterwards: checkpoints hold the
-classifier only.
 """
 from __future__ import annotations
 
@@ -29,9 +22,10 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import lstmkit
-from lstmkit.data.text import PAD_INDEX
+from lstmkit.tasks.saved_model import ModelKind
+from lstmkit.tasks.sentiment.config import NAME, POOLINGS, SentimentModel, upgrade_v1
 
-POOLINGS = ("max", "mean", "max+mean", "last")
+PAD_ID = 0  # the vocabulary puts its padding token first
 
 
 class SentimentClassifier(nn.Module):
@@ -43,7 +37,7 @@ class SentimentClassifier(nn.Module):
         if pooling not in POOLINGS:
             raise ValueError(f"pooling {pooling!r}: expected one of {POOLINGS}")
         self.pooling = pooling
-        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=PAD_INDEX)
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=PAD_ID)
         self.embedding_dropout = nn.Dropout(embedding_dropout)
         self.lstm = lstmkit.LSTM(embedding_dim, hidden_size, num_layers=num_layers, batch_first=True,
                                  dropout=dropout if num_layers > 1 else 0.0,
@@ -118,76 +112,19 @@ class SentimentEnsemble(nn.Module):
         return torch.logsumexp(log_probs, dim=0) - math.log(len(self.members))
 
 
-def build_classifier(architecture: dict, members: int = 1) -> nn.Module:
-    """The model a checkpoint describes: one classifier, or an ensemble of `members` of them."""
-    if members == 1:
-        return SentimentClassifier(**architecture)
-    return SentimentEnsemble([SentimentClassifier(**architecture) for _ in range(members)])
+def build_classifier(config: SentimentModel, backend: str = "auto") -> SentimentClassifier:
+    """One untrained classifier as `config` describes it, running on engine `backend`."""
+    return SentimentClassifier(config.vocab_size, config.num_classes, config.embedding_dim,
+                               config.hidden_size, config.num_layers, config.bidirectional,
+                               config.dropout, config.embedding_dropout, config.pooling, backend,
+                               config.ngram_buckets)
 
 
-def lm_cutoffs(vocab_size: int) -> list[int]:
-    """Adaptive-softmax clusters for a frequency-sorted vocabulary (frequent words first)."""
-    return [c for c in (500, 3000) if c < vocab_size - 1]
+def build_model(config: SentimentModel, backend: str = "auto") -> nn.Module:
+    """The model a checkpoint describes: one classifier, or an ensemble of `config.ensemble`."""
+    if config.ensemble == 1:
+        return build_classifier(config, backend)
+    return SentimentEnsemble([build_classifier(config, backend) for _ in range(config.ensemble)])
 
 
-class PretrainingLM(nn.Module):
-    """A language model around a SentimentClassifier's embedding and LSTM (shared, not copied).
-
-    ids (B, T), lengths (B,) -> mean nats per predicted word. The forward direction's output at t
-    predicts word t+1, the backward direction's output at t predicts word t-1 (one adaptive
-    softmax per direction: Grave et al. 2017, cheap on a 20k-word vocabulary).
-    """
-
-    def __init__(self, classifier: SentimentClassifier, dropout: float = 0.1):
-        super().__init__()
-        self.classifier = classifier
-        lstm = classifier.lstm
-        self.directions = 2 if lstm.bidirectional else 1
-        vocab_size = classifier.embedding.num_embeddings
-        self.hidden_size = lstm.proj_size or lstm.hidden_size
-        self.dropout = nn.Dropout(dropout)
-        cutoffs = lm_cutoffs(vocab_size)  # none for a small vocabulary: a full softmax
-        self.heads = nn.ModuleList(
-            nn.AdaptiveLogSoftmaxWithLoss(self.hidden_size, vocab_size, cutoffs, div_value=4.0)
-            if cutoffs else nn.Linear(self.hidden_size, vocab_size) for _ in range(self.directions))
-
-    def _loss(self, head: nn.Module, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        if isinstance(head, nn.Linear):
-            return nn.functional.cross_entropy(head(hidden), targets)
-        return head(hidden, targets).loss
-
-    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        out, _ = self.classifier.encode(ids, lengths)
-        y, _ = pad_packed_sequence(out, batch_first=True)  # (B, T', dirs*H), T' = max length
-        y = self.dropout(y)
-        ids = ids[:, :y.shape[1]]
-        lengths = lengths.to(y.device)
-        # Pairs (t, t+1) inside each text: forward predicts t+1 from t, backward t from t+1.
-        pairs = (torch.arange(1, y.shape[1], device=y.device)[None, :] < lengths[:, None])  # (B, T'-1)
-        if not bool(pairs.any()):  # only one-word texts: nothing to predict
-            return y.sum() * 0.0
-        H = self.hidden_size
-        losses = [self._loss(self.heads[0], y[:, :-1, :H][pairs], ids[:, 1:][pairs])]
-        if self.directions == 2:
-            losses.append(self._loss(self.heads[1], y[:, 1:, H:][pairs], ids[:, :-1][pairs]))
-        return sum(losses) / len(losses)
-
-
-def accuracy(predicted: torch.Tensor, target: torch.Tensor) -> float:
-    return (predicted == target).float().mean().item()
-
-
-def f1_score(predicted: torch.Tensor, target: torch.Tensor, num_classes: int) -> float:
-    """Two classes: F1 of class 1 (the positive label). More: the macro average over classes."""
-    scores = []
-    for c in range(num_classes):
-        tp = ((predicted == c) & (target == c)).sum().item()
-        fp = ((predicted == c) & (target != c)).sum().item()
-        fn = ((predicted != c) & (target == c)).sum().item()
-        scores.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
-    return scores[1] if num_classes == 2 else sum(scores) / num_classes
-
-
-def classification_metrics(predicted: torch.Tensor, target: torch.Tensor, num_classes: int) -> dict:
-    return {"accuracy": accuracy(predicted, target), "f1": f1_score(predicted, target, num_classes),
-            "n": len(target)}
+MODEL = ModelKind(task=NAME, config=SentimentModel, build=build_model, upgrade_v1=upgrade_v1)

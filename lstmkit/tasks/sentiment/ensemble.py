@@ -2,7 +2,7 @@
 
 Every member starts from the same weights (after any pretraining or transfer, which run once) and
 trains on the same split with its own seed (seed, seed+1, ...: its own shuffles and dropout
-masks); the ensemble predicts the mean of their probabilities (sentiment_model.SentimentEnsemble).
+masks); the ensemble predicts the mean of their probabilities (model.SentimentEnsemble).
 Sharing the start keeps the cost at one pretraining plus K fine-tunings.
 
 The run folder:
@@ -25,24 +25,26 @@ from typing import Callable
 
 from torch import nn
 
-from lstmkit import distributed, train
-from lstmkit.checkpoint import load_checkpoint, resolve_checkpoint_dir, save_checkpoint
 from lstmkit.errors import UsageError
+from lstmkit import training
+from lstmkit.training import TrainConfig, TrainResult, TrainSpec, distributed
+from lstmkit.training.checkpoint import load_checkpoint, resolve_checkpoint_dir, save_checkpoint
+from lstmkit.training.run_folder import start_over
 
 MEMBERS = "members"
 
 
-def prepare_out(out: Path | None, members: int, config: train.TrainConfig) -> None:
+def prepare_out(out: Path | None, members: int, config: TrainConfig) -> None:
     """Refuse to mix a new run with an old one in `out` (single model or ensemble) unless
     --overwrite (then the old ensemble parts go) or --resume."""
     if out is None or config.resume:
         return
     taken = [out / MEMBERS] + ([out / "best", out / "last", out / "metrics.jsonl"] if members > 1 else [])
     taken = [path for path in taken if path.exists()]
-    train.start_over(out, taken, bool(taken), config.overwrite, distributed.from_environment())
+    start_over(out, taken, bool(taken), config.overwrite, distributed.from_environment())
 
 
-def shared_start(model: nn.Module, out: Path | None, config: train.TrainConfig, task: str,
+def shared_start(model: nn.Module, out: Path | None, config: TrainConfig, task: str,
                  model_config: dict) -> None:
     """Save the members' starting weights (a new run) or load them into `model` (--resume)."""
     if out is None:
@@ -60,8 +62,8 @@ def shared_start(model: nn.Module, out: Path | None, config: train.TrainConfig, 
     distributed.barrier(info)
 
 
-def train_members(model: nn.Module, members: int, config: train.TrainConfig,
-                  make_spec: Callable[[nn.Module, int], train.TrainSpec]) -> list[train.TrainResult]:
+def train_members(model: nn.Module, members: int, config: TrainConfig,
+                  make_spec: Callable[[nn.Module, int], TrainSpec]) -> list[TrainResult]:
     """Fine-tune a copy of `model` per member (seeds config.seed, +1, ...); their results in order.
     make_spec(model, seed) -> the TrainSpec of one fine-tuning."""
     results = []
@@ -72,7 +74,7 @@ def train_members(model: nn.Module, members: int, config: train.TrainConfig,
         member = dataclasses.replace(config, seed=config.seed + k, out=out, resume=resume,
                                      overwrite=True)  # a member never started leaves no run behind
         print(f"ensemble member {k + 1}/{members} (seed {member.seed})", file=sys.stderr)
-        results.append(train.fit(make_spec(copy.deepcopy(model), member.seed), member))
+        results.append(training.fit(make_spec(copy.deepcopy(model), member.seed), member))
     return results
 
 

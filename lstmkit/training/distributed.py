@@ -3,12 +3,14 @@
     torchrun --nproc_per_node 2 -m lstmkit train sentiment --train ... --out runs/x
 
 torchrun sets RANK, WORLD_SIZE, LOCAL_RANK and MASTER_ADDR/PORT; `init()` joins the process group
-(gloo on CPU, NCCL on CUDA). The training loop (lstmkit.train) then
+(gloo on CPU, NCCL on CUDA). The training loop (lstmkit.training.fit) then
 - wraps the model in DDP, so gradients are averaged over processes after every backward;
-- deals the train batches round-robin: batch k goes to rank k % world_size, and a final group with
-  fewer than world_size batches is dropped, so every rank takes the same number of steps (DDP hangs
-  otherwise). Every rank builds the same batch sequence from the same seed, which is why tasks must
-  make their batch order a function of (seed, epoch) only;
+- gives each rank its share of the training batches. Batches from lstmkit.data.batching come
+  sharded already (a DistributedSampler, or every world_size-th batch of the length buckets);
+  any other iterable is dealt round-robin here: batch k goes to rank k % world_size, and a final
+  group with fewer than world_size batches is dropped, so every rank takes the same number of
+  steps (DDP hangs otherwise). Every rank builds the same batch sequence from the same seed, which
+  is why tasks make their batch order a function of (seed, epoch) only;
 - evaluates the full validation set on every rank (same weights -> same metrics -> the same early
   stopping decision everywhere, with no communication), and lets rank 0 alone write checkpoints
   and metrics.
@@ -67,6 +69,15 @@ def shard(batches: Iterable, info: ProcessInfo) -> Iterator:
         if len(group) == info.world_size:
             yield group[info.rank]
             group = []
+
+
+def is_sharded(batches) -> bool:
+    """True for a DataLoader whose sampler already deals this rank its share."""
+    from torch.utils.data.distributed import DistributedSampler
+
+    sampler = getattr(batches, "batch_sampler", None)
+    return isinstance(getattr(batches, "sampler", None), DistributedSampler) or \
+        bool(getattr(sampler, "sharded", False))
 
 
 def barrier(info: ProcessInfo) -> None:
