@@ -19,12 +19,9 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 
 
 def backend_names() -> tuple[str, ...]:
-    """The valid `backend=` names of lstmkit.LSTM, for --backend's choices."""
+    """The valid `backend=` names of lstmkit.LSTM (the engine registry's), for --backend's choices."""
     from lstmkit import engines
-    if hasattr(engines, "names"):
-        return tuple(engines.names())
-    # Until the typed engine registry lands, its names are these (remove at merge).
-    return ("auto", "reference", "native", "cpu")
+    return tuple(engines.names())
 
 
 @dataclass
