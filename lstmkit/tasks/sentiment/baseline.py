@@ -32,8 +32,12 @@ class BagOfWordsLogReg:
     def _train(self, features, labels: np.ndarray, l2: float):
         from sklearn.linear_model import LogisticRegression
 
-        # sklearn minimises C * sum(losses) + |w|^2 / 2; this is mean(losses) + l2 * |w|^2 / 2.
-        model = LogisticRegression(C=1.0 / (l2 * features.shape[0]), max_iter=1000)
+        # The objective is a softmax over the classes: mean(losses) + l2 * |W|^2 / 2 with one
+        # weight column per class. sklearn minimises C * sum(losses) + |w|^2 / 2, with a single
+        # column w = W_1 - W_0 for two classes, whose optimum has |W|^2 = |w|^2 / 2: hence C.
+        columns_per_weight = 2 if self.num_classes == 2 else 1
+        model = LogisticRegression(C=columns_per_weight / (l2 * features.shape[0]), tol=1e-6,
+                                   max_iter=1000)
         return model.fit(features, labels)
 
     def fit(self, docs: list[list[str]], labels: list[int], num_classes: int) -> "BagOfWordsLogReg":
