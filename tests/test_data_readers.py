@@ -134,3 +134,23 @@ def test_batches_are_right_padded_bucketed_and_cover_everything():
                           generator=torch.Generator().manual_seed(0)).batches
     assert shares == [whole[0:4:2], whole[1:4:2]]
     assert truncate(list(range(10)), 4) == [0, 1, 2, 3]
+
+
+def test_under_torchrun_each_rank_gets_its_share_and_the_loop_does_not_deal_again(monkeypatch):
+    from torch.utils.data.distributed import DistributedSampler
+
+    from lstmkit.data.batching import tensor_batches
+    from lstmkit.training import distributed
+
+    rows = torch.arange(10).float()[:, None]  # (N, 1)
+    seen = {}
+    for rank in (0, 1):
+        monkeypatch.setenv("RANK", str(rank))
+        monkeypatch.setenv("WORLD_SIZE", "2")
+        loader = tensor_batches((rows,), 3, seed=0, epoch=1, shard=True)
+        assert isinstance(loader.sampler, DistributedSampler) and distributed.is_sharded(loader)
+        seen[rank] = [int(v) for (batch,) in loader for v in batch[:, 0]]
+        text = text_batches([[1] * n for n in range(1, 8)], None, 2, seed=0, shard=True)
+        assert distributed.is_sharded(text) and len(text) == 2  # 4 batches, every other one
+    assert len(seen[0]) == len(seen[1]) == 5 and sorted(seen[0] + seen[1]) == list(range(10))
+    assert not distributed.is_sharded(tensor_batches((rows,), 3, seed=0))  # evaluation: all rows

@@ -98,53 +98,93 @@ def _model_name(model: SentimentModel, recipe: TrainRecipe, pretrained: bool, tr
             + (f", ensemble of {model.ensemble}" if model.ensemble > 1 else ""))
 
 
-def main(recipe: TrainRecipe) -> int:
-    data, config = recipe.data, recipe.training
-    device = setup(config)
+@dataclass
+class _Texts:
+    """Everything read and encoded before training."""
+    labels: LabelSet
+    vocab: Vocabulary
+    train: Encoded
+    valid: Encoded
+    test: Encoded | None
+    transfer: Encoded  # the --pretrain-on texts, their labels as training classes (often none)
+
+
+def _read_and_encode(recipe: TrainRecipe, seed: int) -> _Texts:
+    data = recipe.data
     train_examples = read_labelled(data.train, data)
     if data.valid:
         valid_examples = read_labelled(data.valid, data)
     else:
-        train_examples, valid_examples = _split(train_examples, data.valid_fraction, config.seed)
+        train_examples, valid_examples = _split(train_examples, data.valid_fraction, seed)
     test_examples = read_labelled(data.test, data) if data.test else None
-
     labels = LabelSet.build(e.label for e in train_examples)
     transfer_examples, transfer_labels = _transfer_data(recipe.transfer, data, labels)
     tokenizer = Tokenizer("text", lowercase=recipe.model.lowercase)
     tokens = {name: [tokenizer(e.text) for e in examples] for name, examples in
               (("train", train_examples), ("valid", valid_examples), ("test", test_examples or []),
                ("transfer", transfer_examples))}
-    transfer_tokens = tokens["transfer"]
-    vocab = Vocabulary.build(tokens["train"] + transfer_tokens, min_freq=data.min_freq,
+    vocab = Vocabulary.build(tokens["train"] + tokens["transfer"], min_freq=data.min_freq,
                              max_size=data.max_vocab, pad=PAD, unk=UNK)
     max_len = recipe.model.max_len
-    train_data = _encode(train_examples, tokens["train"], vocab, labels, max_len)
-    valid_data = _encode(valid_examples, tokens["valid"], vocab, labels, max_len)
-    test_data = _encode(test_examples, tokens["test"], vocab, labels, max_len) if test_examples else None
+    transfer_sequences = encode_texts(tokens["transfer"], vocab, max_len)
+    return _Texts(labels, vocab, _encode(train_examples, tokens["train"], vocab, labels, max_len),
+                  _encode(valid_examples, tokens["valid"], vocab, labels, max_len),
+                  _encode(test_examples, tokens["test"], vocab, labels, max_len) if test_examples else None,
+                  Encoded(transfer_sequences, [transfer_labels[e.label] for e in transfer_examples],
+                          tokens["transfer"]))
 
+
+def _start_from_more_data(model, recipe: TrainRecipe, texts: _Texts) -> dict:
+    """Language-model pretraining and transfer, as asked (not when resuming: the checkpoint holds
+    the fine-tuned weights); their summaries for the report."""
+    config, phases = recipe.training, {}
+    if config.resume:
+        return phases
+    pre = recipe.pretraining
+    if pre.pretrain_epochs:
+        phases["pretraining"] = pretrain_language_model(
+            model, texts.train.sequences, texts.valid.sequences, config, pre.pretrain_epochs,
+            pre.pretrain_lr, pre.pretrain_dropout)
+        model.cpu()
+    if texts.transfer.sequences:
+        transfer = recipe.transfer
+        phases["transfer"] = pretrain_on_labelled(
+            model, texts.transfer.sequences, texts.transfer.labels, config,
+            transfer.pretrain_on_epochs, transfer.pretrain_on_batch_size, str(transfer.pretrain_on))
+        model.cpu()
+    return phases
+
+
+def _test_scores(model, texts: _Texts, baseline: bool, seed: int, device) -> dict:
+    """The test scores of `model` and, with `baseline`, of the bag-of-words model beside it."""
+    test, classes = texts.test, len(texts.labels)
+    report = {"test": scores(predict_logits(model, text_batches(test.sequences, test.labels, 256),
+                                            device), test.labels, classes)}
+    if baseline:
+        report["baseline"] = baseline_scores(texts.train.tokens, texts.train.labels, test.tokens,
+                                             test.labels, classes, seed)
+        if texts.transfer.sequences:  # the same extra data offered to the linear model, for fairness
+            report["baseline_with_transfer"] = baseline_scores(
+                texts.train.tokens + texts.transfer.tokens, texts.train.labels + texts.transfer.labels,
+                test.tokens, test.labels, classes, seed)
+    return report
+
+
+def main(recipe: TrainRecipe) -> int:
+    config = recipe.training
+    device = setup(config)
+    texts = _read_and_encode(recipe, config.seed)
+    labels, vocab = texts.labels, texts.vocab
     model_config = dataclasses.replace(recipe.model, vocab_size=len(vocab), num_classes=len(labels))
     members = model_config.ensemble
     ensemble.prepare_out(config.out, members, config)  # before hours of pretraining, not after
     member_config = to_json(dataclasses.replace(model_config, ensemble=1))
     model = build_classifier(model_config, config.backend)
-    valid_batches = list(text_batches(valid_data.sequences, valid_data.labels, 256))
-    pretraining = transfer = None
-    if recipe.pretraining.pretrain_epochs and not config.resume:  # resuming restores fine-tuned weights
-        pre = recipe.pretraining
-        pretraining = pretrain_language_model(model, train_data.sequences, valid_data.sequences,
-                                              config, pre.pretrain_epochs, pre.pretrain_lr,
-                                              pre.pretrain_dropout)
-        model.cpu()
-    transfer_targets = [transfer_labels[e.label] for e in transfer_examples]
-    if transfer_examples and not config.resume:
-        transfer = pretrain_on_labelled(
-            model, encode_texts(transfer_tokens, vocab, max_len), transfer_targets, config,
-            recipe.transfer.pretrain_on_epochs, recipe.transfer.pretrain_on_batch_size,
-            str(recipe.transfer.pretrain_on))
-        model.cpu()
+    valid_batches = list(text_batches(texts.valid.sequences, texts.valid.labels, 256))
+    phases = _start_from_more_data(model, recipe, texts)
 
     def evaluate(model, device):
-        s = scores(predict_logits(model, valid_batches, device), valid_data.labels, len(labels))
+        s = scores(predict_logits(model, valid_batches, device), texts.valid.labels, len(labels))
         return {"loss": s["loss"], "acc": s["accuracy"], "f1": s["f1"]}
 
     extras = {"vocab": vocab.to_json(), "labels": labels.to_json()}
@@ -152,14 +192,15 @@ def main(recipe: TrainRecipe) -> int:
     def make_spec(model, seed):
         return TrainSpec(
             task=NAME, model=model, model_config=member_config,
-            train_batches=shuffled_batches(train_data.sequences, train_data.labels, config.batch_size, seed),
+            train_batches=shuffled_batches(texts.train.sequences, texts.train.labels,
+                                           config.batch_size, seed),
             step=classifier_step, evaluate=evaluate, monitor="acc", lower_is_better=False,
             make_optimizer=lambda model, config: _optimizer(model, config,
                                                             recipe.options.ngram_weight_decay),
             extras=extras)
 
-    print(f"{len(train_examples)} train / {len(valid_examples)} valid"
-          f"{f' / {len(test_examples)} test' if test_examples else ''} texts; "
+    print(f"{len(texts.train.labels)} train / {len(texts.valid.labels)} valid"
+          f"{f' / {len(texts.test.labels)} test' if texts.test else ''} texts; "
           f"{len(vocab)} words in the vocabulary; labels {labels.names}; device {device}",
           file=sys.stderr)
     if members == 1:
@@ -173,8 +214,8 @@ def main(recipe: TrainRecipe) -> int:
         ensemble.save_ensemble(config.out, final_model, NAME, to_json(model_config), extras,
                                valid_scores)
 
-    report = {"model": _model_name(model_config, recipe, pretraining is not None, transfer is not None),
-              "train_examples": len(train_examples), "valid_examples": len(valid_examples),
+    report = {"model": _model_name(model_config, recipe, "pretraining" in phases, "transfer" in phases),
+              "train_examples": len(texts.train.labels), "valid_examples": len(texts.valid.labels),
               "vocab_size": len(vocab), "labels": labels.names,
               "best_epoch": [r.best_epoch for r in results] if len(results) > 1 else results[0].best_epoch,
               "epochs_run": sum(r.epochs_run for r in results), "valid": valid_scores,
@@ -182,21 +223,11 @@ def main(recipe: TrainRecipe) -> int:
     if len(results) > 1:
         report["members"] = [{"seed": config.seed + k, "best_epoch": r.best_epoch,
                               "valid": r.best_metrics} for k, r in enumerate(results)]
-    for name, phase in (("pretraining", pretraining), ("transfer", transfer)):
-        if phase is not None:  # its whole wall time counts as training time
-            report[name] = phase
-            report["train_seconds"] = round(report["train_seconds"] + phase["seconds"], 1)
-    if test_data is not None:
-        test_batches = text_batches(test_data.sequences, test_data.labels, 256)
-        report["test"] = scores(predict_logits(final_model, test_batches, device),
-                                test_data.labels, len(labels))
-        if recipe.options.baseline:
-            report["baseline"] = baseline_scores(train_data.tokens, train_data.labels, test_data.tokens,
-                                                 test_data.labels, len(labels), config.seed)
-            if transfer_examples:  # the same extra data offered to the linear model, for fairness
-                report["baseline_with_transfer"] = baseline_scores(
-                    train_data.tokens + transfer_tokens, train_data.labels + transfer_targets,
-                    test_data.tokens, test_data.labels, len(labels), config.seed)
+    for name, phase in phases.items():  # its whole wall time counts as training time
+        report[name] = phase
+        report["train_seconds"] = round(report["train_seconds"] + phase["seconds"], 1)
+    if texts.test is not None:
+        report.update(_test_scores(final_model, texts, recipe.options.baseline, config.seed, device))
     if distributed.from_environment().is_main:
         atomic.write_text(config.out / "report.json", json.dumps(report, indent=1) + "\n")
         print_report(report)
