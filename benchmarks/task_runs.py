@@ -51,6 +51,13 @@ def run_measured(argv: list[str], log_path: Path, threads: int) -> dict:
             "command": "lstmkit " + " ".join(argv), "log": str(log_path)}
 
 
+def run_notes(result: dict) -> list[str]:
+    """The lines of an OUT.md that say how a `run_measured` run went: time, load, command."""
+    return [f"Wall {result['wall_minutes']} min, CPU {result['cpu_minutes']} min, {result['threads']} "
+            f"thread(s), load average {result['load_before']} before, {result['load_after']} after.",
+            f"Command: `{result['command']}`"]
+
+
 def write_markdown(path: Path, title: str, header: list[str], rows: list[list], notes: list[str]) -> None:
     lines = [f"# {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]

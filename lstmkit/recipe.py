@@ -257,8 +257,6 @@ def from_json(cls, data: dict):
         raise UsageError(f"unknown setting(s) {', '.join(unknown)} for {cls.__name__}")
     values = {}
     for name, value in data.items():
-        if name not in hints:
-            continue
         kind = _base_type(hints[name])
         if typing.get_origin(kind) is tuple and isinstance(value, list):
             value = tuple(value)

@@ -86,26 +86,26 @@ class TaskSettings:
         return int(round(shortest + draw * (reach - shortest)))
 
 
-def adding_settings(context: RunContext) -> TaskSettings:
-    if context.quick:
-        settings = TaskSettings([10, 20], hidden_size=8, steps=20, lr=1e-2, batch_size=16,
-                                eval_sequences=64)
-    else:
-        settings = TaskSettings([50, 100, 200], hidden_size=64, steps=2000, lr=5e-3)
-    settings.lengths = sorted(set(context.adding_lengths or settings.lengths))
-    settings.validate("--lengths", 2)
+def _settings(context: RunContext, quick: TaskSettings, full: TaskSettings, lengths: list[int] | None,
+              minimum: int) -> TaskSettings:
+    settings = quick if context.quick else full
+    settings.lengths = sorted(set(lengths or settings.lengths))
+    settings.validate("--lengths", minimum)
     return settings
+
+
+def adding_settings(context: RunContext) -> TaskSettings:
+    return _settings(context, TaskSettings([10, 20], hidden_size=8, steps=20, lr=1e-2, batch_size=16,
+                                           eval_sequences=64),
+                     TaskSettings([50, 100, 200], hidden_size=64, steps=2000, lr=5e-3),
+                     context.adding_lengths, 2)
 
 
 def copy_settings(context: RunContext) -> TaskSettings:
-    if context.quick:
-        settings = TaskSettings([5, 10], hidden_size=8, steps=20, lr=1e-2, batch_size=16,
-                                eval_sequences=64)
-    else:
-        settings = TaskSettings([10, 20, 40], hidden_size=64, steps=3000, lr=1e-2)
-    settings.lengths = sorted(set(context.copy_lengths or settings.lengths))
-    settings.validate("--lengths", 1)
-    return settings
+    return _settings(context, TaskSettings([5, 10], hidden_size=8, steps=20, lr=1e-2, batch_size=16,
+                                           eval_sequences=64),
+                     TaskSettings([10, 20, 40], hidden_size=64, steps=3000, lr=1e-2),
+                     context.copy_lengths, 1)
 
 
 def _adding_loss(model, inputs, targets):
