@@ -15,7 +15,7 @@ import lstmkit
 from lstmkit.cli import main
 from lstmkit.view import LayerTrace, ShownInput, build_page, load, page_data, probe, render
 from lstmkit.view import models as view_models
-from lstmkit.view.page import pack_float32
+from lstmkit.view.page import derived_tensors, pack_float32
 from lstmkit.view.probe import regex_features, step_offsets
 from lstmkit.view.scores import correlations, memory_steps, ranked, selectivity
 from view_helpers import assert_close, direct_trace, quoted_text, series_file, trained_runs
@@ -120,6 +120,15 @@ def test_page_keeps_under_its_budget_with_probe_hits_first():
         for unit, packed in data["data"].items():
             stored = unpack_float32(packed).reshape(len(trace.tensors), -1)
             assert np.array_equal(stored, np.stack([v[:, int(unit)] for v in trace.tensors.values()]))
+
+
+@pytest.mark.parametrize("variant, derived", [({}, ["h"]), ({"layer_norm": True}, []), ({"proj_size": 2}, [])])
+def test_h_is_left_to_the_page_only_where_it_is_o_tanh_c(variant, derived):
+    lstm = lstmkit.LSTM(3, 4, **variant)
+    _, traces = lstmkit.view.traced(lstm, lambda: lstm(torch.randn(20, 1, 3) * 3))
+    assert derived_tensors(traces[0]) == derived
+    data = page_data(ShownInput(list("x" * 20)), traces, None, title="t")
+    assert data["traces"][0]["stored"] == [n for n in data["traces"][0]["tensors"] if n not in derived]
 
 
 def test_page_is_self_contained_and_text_cannot_break_out():

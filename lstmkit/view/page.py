@@ -4,7 +4,9 @@ ranked unit list, the probe box. No network: the script, the styles and the data
 Every value the page shows on hover is the float32 the trace gave (exact, not quantised): each
 unit's tensors are stored as float32, their bytes regrouped by significance (the sign and exponent
 bytes of gate values repeat a lot) and gzip-compressed, then base64-encoded; the browser inflates
-them with its built-in DecompressionStream. A page is kept under ``max_bytes``: when every unit of
+them with its built-in DecompressionStream. Where a layer's h is o * tanh(c) to float32 rounding (a
+plain LSTM: no layer norm, zoneout or projection), h is left out and the script computes it, which
+saves a sixth of the bytes. A page is kept under ``max_bytes``: when every unit of
 every layer does not fit (long inputs, wide models), the page holds the units ranked highest by the
 probe and by each score, taken in turn, and says how many of how many it shows.
 """
@@ -25,6 +27,7 @@ from lstmkit.view.scores import describe, ranked, unit_scores
 
 DEFAULT_MAX_BYTES = 4_500_000  # under the 5 MB a page may weigh, with room for the script and text
 ASSETS = "assets"
+DERIVED_TOLERANCE = 2e-7  # a few float32 roundings of values in [-1, 1]
 PLACEHOLDER = re.compile(r"/\*\{\{(\w+)\}\}\*/|\{\{(\w+)\}\}")
 
 
@@ -55,6 +58,16 @@ def _unit_order(traces: list[LayerTrace], scores: list[dict], hits: list[ProbeHi
     return unique
 
 
+def derived_tensors(trace: LayerTrace) -> list[str]:
+    """The tensors the page's script recomputes rather than reads: h when it is o * tanh(c) within
+    float32 rounding for every unit and step (then the page shows it to well within 1e-6)."""
+    names = trace.tensors
+    if not {"h", "o", "c"} <= set(names):
+        return []
+    computed = names["o"].astype(np.float64) * np.tanh(names["c"].astype(np.float64))
+    return ["h"] if np.abs(computed - names["h"]).max() <= DERIVED_TOLERANCE else []
+
+
 def _prediction_meta(prediction: RunningPrediction | None) -> dict | None:
     if prediction is None:
         return None
@@ -78,6 +91,7 @@ def page_data(shown: ShownInput, traces: list[LayerTrace], prediction: RunningPr
         raise ValueError("nothing to show: no traced layer")
     series = shown.series
     scores = [unit_scores(trace, prediction, series) for trace in traces]
+    derived = [derived_tensors(trace) for trace in traces]
     data = {
         "title": title, "subtitle": subtitle, "note": shown.note, "tokens": shown.tokens, "joiner": shown.joiner,
         "unknown": [t for t, flag in enumerate(shown.unknown or []) if flag],
@@ -87,16 +101,18 @@ def page_data(shown: ShownInput, traces: list[LayerTrace], prediction: RunningPr
                   "hits": [vars(hit) for hit in probe_hits or []]},
         "traces": [{"label": trace.label, "module": trace.module, "layer": trace.layer,
                     "direction": trace.direction, "units": trace.units, "tensors": list(trace.tensors),
+                    "stored": [name for name in trace.tensors if name not in gone], "derived": gone,
                     "scores": {name: _finite_or_none(values) for name, values in trace_scores.items()},
                     "score_text": {name: describe(name, trace, prediction) for name in trace_scores},
                     "data": {}}
-                   for trace, trace_scores in zip(traces, scores)],
+                   for trace, trace_scores, gone in zip(traces, scores, derived)],
     }
     used = len(json.dumps(data)) + _asset_bytes()
     shown_units = 0
     for index, unit in _unit_order(traces, scores, probe_hits or []):
         trace = traces[index]
-        packed = pack_float32(np.stack([trace.tensors[name][:, unit] for name in trace.tensors]))  # (N, T)
+        stored = data["traces"][index]["stored"]
+        packed = pack_float32(np.stack([trace.tensors[name][:, unit] for name in stored]))  # (N, T)
         cost = len(packed) + 12
         if used + cost > max_bytes and shown_units > 0:
             break

@@ -50,7 +50,11 @@
       await Promise.all(Object.entries(trace.data).map(async ([unit, packed]) => {
         const parts = rows(await floats(packed), T);
         const tensors = {};
-        trace.tensors.forEach((name, k) => { tensors[name] = parts[k]; });
+        trace.stored.forEach((name, k) => { tensors[name] = parts[k]; });
+        if (trace.derived.includes("h")) {  // page.py left h out: it is o * tanh(c) in float32
+          tensors.h = new Float32Array(T);
+          for (let t = 0; t < T; t++) tensors.h[t] = tensors.o[t] * Math.tanh(tensors.c[t]);
+        }
         units.set(Number(unit), tensors);
       }));
       return units;
