@@ -248,3 +248,30 @@ def test_trace_record_renders_inline_as_a_sandboxed_page():
     assert data["tokens"] == list("abcdefg") and data["budget"]["shown"] == 5
     with pytest.raises(ValueError, match="3 tokens for a record of 7 steps"):
         lstmkit.view.show(recording, tokens=list("abc"))
+
+
+# ---- the demo's report ---------------------------------------------------------------------------
+
+def cliff_like_page(folder):
+    """The demo's Cliff model kind (embedding -> LSTM -> species at every step), untrained, as a page."""
+    from lstmkit.experiments.common import RecurrentModel
+    from lstmkit.experiments.report import write_viewer_page
+
+    torch.manual_seed(0)
+    model = RecurrentModel("lstm", 8, 6, 3, vocab_size=12)
+    words = "i have a dog named cliff . however , cliff , my pet".split()
+    ids = torch.randint(1, 12, (1, len(words)))
+    link = write_viewer_page(folder, "cliff_view.html", model, ids, words, ["dog", "cat", "parrot"], "Cliff")
+    return model, ids, link
+
+
+def test_demo_report_links_a_viewer_page_of_the_cliff_model(tmp_path):
+    model, ids, link = cliff_like_page(tmp_path)
+    assert '<a href="cliff_view.html">' in link
+    page = (tmp_path / "cliff_view.html").read_text()
+    data = json.loads(re.search(r'id="lv-data">(.*?)</script>', page, re.S).group(1))
+    assert data["tokens"][:3] == ["i", "have", "a"] and data["prediction"]["labels"] == ["dog", "cat", "parrot"]
+    with torch.no_grad():
+        final = torch.softmax(model(ids)[0, -1].double(), -1)
+    stored = unpack_float32(data["prediction"]["probs"]).reshape(-1, 3)
+    assert_close(stored[-1], final.numpy())

@@ -156,6 +156,18 @@ def test_a_page_of_20000_characters_is_light_and_quick(browser, runs, tmp_path):
     assert console_errors(browser) == []
 
 
+def test_the_demo_cliff_page_loads_and_hovers(browser, tmp_path):
+    from test_view import cliff_like_page
+
+    model, ids, _ = cliff_like_page(tmp_path)
+    open_page(browser, tmp_path / "cliff_view.html")
+    with torch.no_grad():
+        expected = torch.softmax(model(ids)[0, 5].double(), -1)
+    values = hover(browser, 5)
+    assert [float(values[f"p:{s}"]) for s in ("dog", "cat", "parrot")] == pytest.approx(expected.tolist(), abs=1e-4)
+    assert console_errors(browser) == []
+
+
 def test_a_trace_record_renders_inline_in_a_sandboxed_frame(browser, tmp_path):
     import lstmkit
 

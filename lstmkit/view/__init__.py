@@ -9,10 +9,10 @@ The pieces: ``content`` (what a page shows, taken from ``lstmkit.trace`` records
 the task models), ``record`` (a single trace record as a page, for ``_repr_html_``).
 """
 from lstmkit.view.content import LayerTrace, RunningPrediction, ShownInput, layer_traces, traced
-from lstmkit.view.models import load
+from lstmkit.view.models import classes_at_every_step, load
 from lstmkit.view.page import build_page, page_data, render
 from lstmkit.view.probe import ProbeHit, probe
 from lstmkit.view.record import RecordView, show
 
-__all__ = ["LayerTrace", "ProbeHit", "RecordView", "RunningPrediction", "ShownInput", "build_page", "layer_traces",
+__all__ = ["LayerTrace", "ProbeHit", "RecordView", "RunningPrediction", "ShownInput", "build_page", "classes_at_every_step", "layer_traces",
            "load", "page_data", "probe", "render", "show", "traced"]

@@ -151,6 +151,14 @@ class ForecastView(TaskView):
         return shown, traces, forecast_prediction(forecasts)
 
 
+def classes_at_every_step(model: torch.nn.Module, ids: torch.Tensor, tokens: list[str], labels: list[str],
+                          joiner: str = " ") -> View:
+    """A model whose output (1, T, C) scores C classes at every step of ids (1, T), such as the
+    demo's Cliff model (the species of my pet, read at the probe's last word)."""
+    logits, traces = traced(model, lambda: model(ids))
+    return ShownInput(list(tokens), joiner=joiner), traces, class_prediction(logits[0], labels)
+
+
 def load(directory: str | Path) -> TaskView:
     """The model of a run folder or checkpoint, for the tasks with text or series input."""
     from lstmkit.checkpoint import load_checkpoint, run_or_checkpoint_dir

@@ -92,11 +92,13 @@
     });
   }
 
-  function scaleOf(name, values) {  // the cell state is unbounded: scale by this unit's largest |c|
+  function scaleOf(name, values) {
+    // The cell state is unbounded: full colour from this unit's 98th percentile of |c| on, so that
+    // a few large values do not leave the rest of the text pale.
     if (name !== "c") return 1;
-    let largest = 0;
-    for (let t = 0; t < values.length; t++) largest = Math.max(largest, Math.abs(values[t]));
-    return largest > 0 ? largest : 1;
+    const sizes = Float64Array.from(values, Math.abs).sort();
+    const scale = sizes[Math.min(sizes.length - 1, Math.floor(0.98 * sizes.length))];
+    return scale > 0 ? scale : 1;
   }
   function colour(name, value, scale) {
     if (SIGNED.has(name)) {
@@ -112,7 +114,7 @@
     const scale = scaleOf(view.tensor, values);
     for (let t = 0; t < T; t++) spans[t].style.backgroundColor = colour(view.tensor, values[t], scale);
     const legend = SIGNED.has(view.tensor)
-      ? `<span>${(-scale).toPrecision(3)}</span><i style="background: linear-gradient(to right, rgba(31,119,180,0.85), #fff, rgba(214,39,40,0.85))"></i><span>${scale.toPrecision(3)}</span>`
+      ? `<span>${view.tensor === "c" ? "≤ " : ""}${(-scale).toPrecision(3)}</span><i style="background: linear-gradient(to right, rgba(31,119,180,0.85), #fff, rgba(214,39,40,0.85))"></i><span>${view.tensor === "c" ? "≥ " : ""}${scale.toPrecision(3)}</span>`
       : `<span>0</span><i style="background: linear-gradient(to right, #fff, rgba(44,160,44,0.85))"></i><span>1</span>`;
     $("lv-legend").innerHTML = `${escapeHtml(NAMES[view.tensor] || view.tensor)}, unit ${view.unit}: ${legend}`;
     if (view.step !== null) showStep(view.step);
@@ -221,7 +223,7 @@
     const values = DATA.series;
     const forecast = step !== null && step !== undefined && prediction && prediction.kind === "forecast" ? prediction.probs[step] : [];
     const all = values.concat(Array.from(forecast)).filter((v) => v !== null && Number.isFinite(v));
-    const low = Math.min(...all), high = Math.max(...all);
+    const low = all.reduce((a, b) => Math.min(a, b), Infinity), high = all.reduce((a, b) => Math.max(a, b), -Infinity);
     const span = high > low ? high - low : 1;
     const steps = T + (forecast.length || 0);
     const x = (t) => 4 + (t / Math.max(1, steps - 1)) * (canvas.width - 8);
@@ -295,7 +297,9 @@
       status.textContent = `not a valid regular expression: ${error.message}`;
       return [];
     }
-    spans.forEach((span, t) => span.classList.toggle("lv-match", found.features.inside[0][t] === 1));
+    const inside = found.features.inside[0];
+    const marked = inside.reduce((sum, v) => sum + v, 0) < T / 2;  // marking most of the text marks nothing
+    spans.forEach((span, t) => span.classList.toggle("lv-match", marked && inside[t] === 1));
     if (!found.matched) { status.textContent = "matches no step of the input"; $("lv-probe-hits").innerHTML = ""; return []; }
     const hits = [];
     for (const [name, [values, mask]] of Object.entries(found.features)) {
