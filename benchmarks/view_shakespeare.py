@@ -5,8 +5,8 @@
 
 RUN is a run folder of the task's recommended run (benchmarks/lm_shakespeare.py). The text viewed is
 held out from training: the last tenth of input.txt (the part `train lm` validates on), its first
---chars characters (sample A) and the next --chars (sample B). For each probe below, the unit that
-correlates best on A, and the same unit's correlation on B (does the cell follow the feature
+--chars characters (sample A) and the next --chars (sample B). For each probe below, the two units
+that correlate best on A, and the same units' correlations on B (does the cell follow the feature
 beyond the text it was picked on?). Then the page of A with the first probe: its size, the units
 it holds, the time until it is ready in headless Chromium (median of 3 loads), and screenshots
 with the mouse on a step inside a match. Writes OUT/view_shakespeare.{json,md} in --report-dir.
@@ -34,15 +34,18 @@ PROBES = {
 }
 
 
-def best_hit(task, sample: str, pattern: str, other: str) -> dict:
-    """The best unit on `sample` and its correlation (same feature) on `other`."""
+def best_hits(task, sample: str, pattern: str, other: str, top: int = 2) -> list[dict]:
+    """The `top` units on `sample` and their correlations (same feature) on `other`."""
     shown, traces, _ = task.view(sample)
-    hit = probe(traces, shown.tokens, shown.joiner, pattern, top=1)[0]
     other_shown, other_traces, _ = task.view(other)
-    values, mask = regex_features(other_shown.tokens, other_shown.joiner, pattern)[hit.feature]
-    again = float(correlations(other_traces[hit.trace].state[:, [hit.unit]], values, mask)[0])
-    return {"pattern": pattern, "layer": hit.label, "unit": hit.unit, "feature": hit.feature,
-            "r_sample_a": round(hit.correlation, 3), "r_sample_b": round(again, 3), "steps_a": hit.steps}
+    features = regex_features(other_shown.tokens, other_shown.joiner, pattern)
+    found = []
+    for hit in probe(traces, shown.tokens, shown.joiner, pattern, top=top):
+        values, mask = features[hit.feature]
+        again = float(correlations(other_traces[hit.trace].state[:, [hit.unit]], values, mask)[0])
+        found.append({"pattern": pattern, "layer": hit.label, "unit": hit.unit, "feature": hit.feature,
+                      "r_sample_a": round(hit.correlation, 3), "r_sample_b": round(again, 3), "steps_a": hit.steps})
+    return found
 
 
 def page_run(task, sample: str, pattern: str, out: Path, screenshot: Path | None) -> dict:
@@ -95,7 +98,7 @@ def main() -> int:
     task = load(args.model)
     report = {"model": str(args.model), "chars": args.chars, "threads": os.environ.get("OMP_NUM_THREADS"),
               "load_average": [round(x, 1) for x in os.getloadavg()],
-              "probes": {name: best_hit(task, sample_a, pattern, sample_b) for name, pattern in PROBES.items()}}
+              "probes": {name: best_hits(task, sample_a, pattern, sample_b) for name, pattern in PROBES.items()}}
     report["pages"] = {}
     for k, (name, pattern) in enumerate(list(PROBES.items())[:2]):
         shot = args.screenshots / f"view-shakespeare-{k + 1}.png" if args.screenshots else None
@@ -104,10 +107,12 @@ def main() -> int:
     lines = ["# `lstmkit view` on the Tiny Shakespeare char model", "",
              f"Model: `{args.model}`; {args.chars:,} held-out characters per sample. "
              f"Load average at the start: {report['load_average']}.", "",
-             "| feature | regex | best unit (sample A) | r on A | same unit, r on B |", "|---|---|---|---|---|"]
-    for name, hit in report["probes"].items():
-        lines.append(f"| {name} | `{hit['pattern']!r}` | {hit['layer']}, unit {hit['unit']} ({hit['feature']}) | "
-                     f"{hit['r_sample_a']:+.3f} | {hit['r_sample_b']:+.3f} |")
+             "| feature | regex | best units (sample A) | r on A | same unit, r on B |", "|---|---|---|---|---|"]
+    for name, hits in report["probes"].items():
+        for rank, hit in enumerate(hits):
+            lines.append(f"| {name if rank == 0 else ''} | {'`' + repr(hit['pattern']) + '`' if rank == 0 else ''} | "
+                         f"{hit['layer']}, unit {hit['unit']} ({hit['feature']}) | "
+                         f"{hit['r_sample_a']:+.3f} | {hit['r_sample_b']:+.3f} |")
     lines += ["", "| page | MB | units in the page | built in | ready in headless Chromium (3 loads) |",
               "|---|---|---|---|---|"]
     for name, page in report["pages"].items():
