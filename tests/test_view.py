@@ -159,7 +159,7 @@ def test_language_model_view_matches_trace_and_model(runs, monkeypatch):
         probs = torch.softmax(task.model(ids)[0][0].double(), -1)  # (T, V)
     top = probs.topk(5, -1)
     assert np.array_equal(prediction.ids, top.indices.numpy())
-    assert_close(prediction.probs, top.values.numpy())
+    assert_close(prediction.values, top.values.numpy())
     entropy = -(probs * probs.log()).sum(-1)
     assert_close(prediction.signal, entropy.numpy())
 
@@ -174,7 +174,7 @@ def test_sentiment_view_predicts_each_prefix_as_its_own_text(runs):
     for t in (0, 3, 6):
         with torch.no_grad():
             expected = torch.softmax(task.model(ids[:, :t + 1], torch.tensor([t + 1])).double(), -1)[0]
-        assert_close(prediction.probs[t], expected.numpy())
+        assert_close(prediction.values[t], expected.numpy())
     assert prediction.labels == ["1", "2"]
 
 
@@ -185,12 +185,12 @@ def test_forecast_view_gives_the_models_forecast_of_each_prefix(runs):
     path = series_file(runs["root"])
     shown, traces, prediction = task.view(str(path))
     assert len(shown.tokens) == 96 and shown.series[0] == pytest.approx(100.0)
-    assert np.isnan(prediction.probs[10]).all() and np.isfinite(prediction.probs[11:]).all()  # season 12
+    assert np.isnan(prediction.values[10]).all() and np.isfinite(prediction.values[11:]).all()  # season 12
     raw = np.array([[float(v) for v in line.split(",")[1:]] for line in path.read_text().splitlines()[1:]])
     for t in (11, 40, 95):
         expected = forecast.forecast_after_end(task.model, {**task.config, "window": t + 1}, task.scaler,
                                                raw[:t + 1], str(path))
-        assert_close(prediction.probs[t], expected, 1e-3)  # float32 forecasts in the series' units (~100)
+        assert_close(prediction.values[t], expected, 1e-3)  # float32 forecasts in the series' units (~100)
 
 
 # ---- the command ---------------------------------------------------------------------------------
@@ -273,5 +273,5 @@ def test_demo_report_links_a_viewer_page_of_the_cliff_model(tmp_path):
     assert data["tokens"][:3] == ["i", "have", "a"] and data["prediction"]["labels"] == ["dog", "cat", "parrot"]
     with torch.no_grad():
         final = torch.softmax(model(ids)[0, -1].double(), -1)
-    stored = unpack_float32(data["prediction"]["probs"]).reshape(-1, 3)
+    stored = unpack_float32(data["prediction"]["values"]).reshape(-1, 3)
     assert_close(stored[-1], final.numpy())

@@ -136,7 +136,7 @@ def test_forecast_page_plots_the_series_and_the_forecast(browser, runs, tmp_path
     open_page(browser, page)
     _, _, prediction = load(runs["forecast"]).view(str(series_file(runs["root"])))
     values = hover(browser, 40)
-    assert [float(values[f"p:{k}"]) for k in (1, 2, 3)] == pytest.approx(prediction.probs[40].tolist(), rel=1e-5)
+    assert [float(values[f"p:{k}"]) for k in (1, 2, 3)] == pytest.approx(prediction.values[40].tolist(), rel=1e-5)
     assert browser.execute_script("return !document.getElementById('lv-plot').hidden")
     assert browser.execute_script("return document.getElementById('lv-probe').hidden")  # no text to probe
     assert console_errors(browser) == []

@@ -66,15 +66,15 @@ class LayerTrace:
 class RunningPrediction:
     """What the model predicts at each step, having read the input up to it.
 
-    kind "next": ``ids`` (T, k) the k most likely next tokens (names in ``labels``), ``probs`` (T, k);
-    kind "classes": ``probs`` (T, C) class probabilities, ``labels`` the class names;
-    kind "forecast": ``probs`` (T, horizon) forecasts in the series' units (NaN where none).
+    kind "next": ``ids`` (T, k) the k most likely next tokens (names in ``labels``), ``values`` (T, k) their probabilities;
+    kind "classes": ``values`` (T, C) class probabilities, ``labels`` the class names;
+    kind "forecast": ``values`` (T, horizon) forecasts in the series' units (NaN where none).
     ``signal`` (T,) is one number per step that the "output" score correlates cells with, and
     ``signal_name`` says what it is.
     """
 
     kind: str
-    probs: np.ndarray
+    values: np.ndarray
     signal: np.ndarray
     signal_name: str
     labels: list[str] = field(default_factory=list)
@@ -83,8 +83,8 @@ class RunningPrediction:
     def __post_init__(self) -> None:
         if self.kind not in ("next", "classes", "forecast"):
             raise ValueError(f"kind must be 'next', 'classes' or 'forecast', got {self.kind!r}")
-        if len(self.probs) != len(self.signal):
-            raise ValueError(f"{len(self.probs)} predictions for a signal of {len(self.signal)} steps")
+        if len(self.values) != len(self.signal):
+            raise ValueError(f"{len(self.values)} predictions for a signal of {len(self.signal)} steps")
 
 
 def sequence_rows(record, row: int = 0) -> dict[str, np.ndarray]:

@@ -72,7 +72,7 @@ def _prediction_meta(prediction: RunningPrediction | None) -> dict | None:
     if prediction is None:
         return None
     meta = {"kind": prediction.kind, "labels": prediction.labels, "signal_name": prediction.signal_name,
-            "width": int(prediction.probs.shape[1]), "probs": pack_float32(prediction.probs),
+            "width": int(prediction.values.shape[1]), "values": pack_float32(prediction.values),
             "signal": pack_float32(prediction.signal)}
     if prediction.ids is not None:
         meta["ids"] = pack_float32(prediction.ids)  # token ids, exact in float32 below 2**24

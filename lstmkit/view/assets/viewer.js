@@ -62,7 +62,7 @@
     const p = DATA.prediction;
     if (p) {
       prediction = {kind: p.kind, labels: p.labels, signalName: p.signal_name, width: p.width,
-                    probs: rows(await floats(p.probs), p.width),
+                    values: rows(await floats(p.values), p.width),
                     ids: p.ids ? rows(await floats(p.ids), p.width) : null};
     }
   }
@@ -178,25 +178,25 @@
   function bar(p) { return `<span class="lv-bar" style="width: ${Math.round(p * 80)}px"></span>`; }
   function predictionHtml(t) {
     if (!prediction) return "";
-    const probs = prediction.probs[t];
+    const row = prediction.values[t];  // probabilities, or forecasts
     if (prediction.kind === "next") {
       const ids = prediction.ids[t];
       const next = t + 1 < T ? DATA.tokens[t + 1] : null;
       const rowsHtml = Array.from(ids, (id, k) => {
         const label = prediction.labels[id];
         return `<tr${label === next ? ' class="lv-actual"' : ""}><td>${escapeHtml(JSON.stringify(visible(label)))}</td>` +
-          `<td class="lv-value" data-name="p:${escapeHtml(label)}">${probs[k].toFixed(4)}</td><td>${bar(probs[k])}</td></tr>`;
+          `<td class="lv-value" data-name="p:${escapeHtml(label)}">${row[k].toFixed(4)}</td><td>${bar(row[k])}</td></tr>`;
       }).join("");
       return `<h2>Next token, as the model predicts it</h2><table id="lv-prediction">${rowsHtml}</table>` +
         (next !== null ? `<p class="lv-note">actually next: ${escapeHtml(JSON.stringify(visible(next)))}</p>` : "");
     }
     if (prediction.kind === "classes") {
       const rowsHtml = prediction.labels.map((label, k) =>
-        `<tr><td>P(${escapeHtml(label)})</td><td class="lv-value" data-name="p:${escapeHtml(label)}">${probs[k].toFixed(4)}</td><td>${bar(probs[k])}</td></tr>`).join("");
+        `<tr><td>P(${escapeHtml(label)})</td><td class="lv-value" data-name="p:${escapeHtml(label)}">${row[k].toFixed(4)}</td><td>${bar(row[k])}</td></tr>`).join("");
       return `<h2>Prediction on the input up to here</h2><table id="lv-prediction">${rowsHtml}</table>`;
     }
-    if (Number.isNaN(probs[0])) return `<h2>Forecast</h2><p class="lv-note">none yet at this step (the window is too short)</p>`;
-    const rowsHtml = Array.from(probs, (v, k) => `<tr><td>t+${k + 1}</td><td class="lv-value" data-name="p:${k + 1}">${v.toPrecision(6)}</td></tr>`).join("");
+    if (Number.isNaN(row[0])) return `<h2>Forecast</h2><p class="lv-note">none yet at this step (the window is too short)</p>`;
+    const rowsHtml = Array.from(row, (v, k) => `<tr><td>t+${k + 1}</td><td class="lv-value" data-name="p:${k + 1}">${v.toPrecision(6)}</td></tr>`).join("");
     return `<h2>Forecast from here</h2><table id="lv-prediction">${rowsHtml}</table>`;
   }
   function showStep(t) {
@@ -221,7 +221,7 @@
     canvas.hidden = false;
     const context = canvas.getContext("2d");
     const values = DATA.series;
-    const forecast = step !== null && step !== undefined && prediction && prediction.kind === "forecast" ? prediction.probs[step] : [];
+    const forecast = step !== null && step !== undefined && prediction && prediction.kind === "forecast" ? prediction.values[step] : [];
     const all = values.concat(Array.from(forecast)).filter((v) => v !== null && Number.isFinite(v));
     const low = all.reduce((a, b) => Math.min(a, b), Infinity), high = all.reduce((a, b) => Math.max(a, b), -Infinity);
     const span = high > low ? high - low : 1;
