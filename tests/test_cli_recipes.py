@@ -23,7 +23,7 @@ def commands() -> dict[str, argparse.ArgumentParser]:
     """Every leaf command: 'train sentiment', 'generate', 'demo', ..."""
     found = {}
     for name, parser in subparsers_of(cli.build_parser()).items():
-        if name in ("bench", "selfcheck"):  # the engine commands keep their own flags
+        if name in ("bench", "selfcheck", "view"):  # these keep their own parsers
             continue
         if any(isinstance(a, argparse._SubParsersAction) for a in parser._actions):
             found.update({f"{name} {task}": p for task, p in subparsers_of(parser).items()})
