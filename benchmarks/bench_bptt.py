@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -21,7 +22,7 @@ from pathlib import Path
 import torch
 
 import lstmkit
-from lstmkit.benchmark import interleaved
+from lstmkit.benchmark import interleaved_samples
 
 DEFAULT_OUT = Path(__file__).parent / "results" / "bptt.json"
 
@@ -45,11 +46,11 @@ def measure(batch: int, hidden: int, all_steps: list[int], repeats: int, dtype: 
     inputs = {steps: torch.randn(steps, batch, hidden, dtype=dtype, requires_grad=True) for steps in all_steps}
     runs = {(steps, name): (lambda m=module, x=inputs[steps]: forward_backward(m, x))
             for steps in all_steps for name, module in (("bptt", ours), ("torch", theirs))}
-    medians = interleaved(runs, repeats)
+    times = interleaved_samples(runs, repeats)
     assert ours.last_backend == "bptt", ours.last_backend
     rows = []
     for steps in all_steps:
-        ref, tor = medians[steps, "bptt"], medians[steps, "torch"]
+        ref, tor = statistics.median(times[steps, "bptt"]), statistics.median(times[steps, "torch"])
         flops = 3 * 8 * batch * hidden * (2 * hidden) * steps
         rows.append({"batch": batch, "hidden": hidden, "steps": steps, "bptt_s": ref, "torch_s": tor,
                      "ratio": ref / tor, "gflops_bptt": flops / ref / 1e9,

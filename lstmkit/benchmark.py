@@ -24,16 +24,21 @@ def seconds_per_call(fn: Callable[[], object], inner: int = 1) -> float:
     return Timer(stmt="fn()", globals={"fn": fn}).timeit(inner).mean
 
 
-def interleaved(fns: dict, repeats: int, inner: int = 1) -> dict:
-    """name -> median seconds per call of ``fns[name]``: one warm-up round, then ``repeats`` rounds
-    that time each function in turn, so load changes on a shared machine hit all alike."""
+def interleaved_samples(fns: dict, repeats: int, inner: int = 1) -> dict:
+    """name -> ``repeats`` samples (seconds per call) of ``fns[name]``: one warm-up round, then
+    rounds that time each function in turn, so load changes on a shared machine hit all alike."""
     for fn in fns.values():
         seconds_per_call(fn, inner)
     samples = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
             samples[name].append(seconds_per_call(fn, inner))
-    return {name: statistics.median(times) for name, times in samples.items()}
+    return samples
+
+
+def interleaved(fns: dict, repeats: int, inner: int = 1) -> dict:
+    """name -> median seconds per call of ``fns[name]``, timed as ``interleaved_samples`` does."""
+    return {name: statistics.median(times) for name, times in interleaved_samples(fns, repeats, inner).items()}
 
 
 def forward_backward(module: nn.Module, x: torch.Tensor) -> Callable[[], None]:
