@@ -315,3 +315,55 @@ def test_a_third_party_program_with_lstm_cells_saves_and_loads_swapped():
     assert len(plain) == len(swapped) == 2
     for a, b in zip(plain, swapped):
         assert abs(a - b) <= 1e-9 * max(1.0, abs(a))
+
+
+# ---------------------------------------------------------------------------------------------
+# A padded batch with its lengths: what packing gives, and a form that records into graphs.
+
+@pytest.mark.parametrize("backend", ENGINES + ["loop"])
+def test_lengths_give_what_packing_gives(backend):
+    torch.manual_seed(0)
+    layer = lstmkit.LSTM(5, 6, num_layers=2, bidirectional=True, batch_first=True, backend=backend)
+    x, lengths = torch.randn(3, 7, 5), torch.tensor([4, 7, 1])
+    y, (h, c) = layer(x, lengths=lengths)
+    assert y.shape == (3, 7, 12)
+    for b, n in enumerate(lengths.tolist()):
+        alone, (h_b, c_b) = layer(x[b:b + 1, :n])
+        assert_close(y[b:b + 1, :n], alone, 1e-6, f"row {b}")
+        assert (y[b, n:] == 0).all()
+        assert_close(h[:, b:b + 1], h_b, 1e-6, f"h of row {b}")
+        assert_close(c[:, b:b + 1], c_b, 1e-6, f"c of row {b}")
+
+
+def test_lengths_are_checked():
+    layer = lstmkit.LSTM(5, 6, batch_first=True)
+    with pytest.raises(ValueError, match=r"shape \(3,\)"):
+        layer(torch.randn(3, 7, 5), lengths=torch.tensor([4, 7]))
+    with pytest.raises(ValueError, match="1..7"):
+        layer(torch.randn(3, 7, 5), lengths=torch.tensor([4, 8, 1]))
+    with pytest.raises(ValueError, match="padded batch"):
+        layer(torch.randn(7, 5), lengths=torch.tensor([7]))
+
+
+@pytest.mark.parametrize("variant", ["bidirectional", "layer_norm"])
+def test_lengths_export_with_dynamic_shapes(variant):
+    kind, options = VARIANTS[variant]
+    torch.manual_seed(0)
+    layer = lstmkit.LSTM(5, 6, num_layers=2, batch_first=True, **options).eval()
+
+    class Padded(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layer = layer
+
+        def forward(self, x, lengths):
+            y, (h, _) = self.layer(x, lengths=lengths)
+            return y, h
+
+    net = Padded()
+    batch = Dim("batch", max=64)
+    program = torch.export.export(net, (X, torch.tensor([7, 3, 5, 1])),
+                                  dynamic_shapes=({0: batch, 1: Dim("steps", max=512)}, {0: batch}))
+    x, lengths = torch.randn(3, 9, 5), torch.tensor([2, 9, 6])
+    for got, want in zip(program.module()(x, lengths), net(x, lengths)):
+        assert_close(got, want, 1e-5, variant)
