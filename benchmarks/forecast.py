@@ -6,7 +6,7 @@
 Each run is the real CLI in a subprocess; its test_metrics.json gives MAE, RMSE, MASE and sMAPE of
 the LSTM and of the naive and seasonal-naive forecasts on the same test origins (MASE scaled by
 the in-sample seasonal-naive error of the training part). Writes OUT.json and OUT.md.
-Target (issue 5): MASE below seasonal naive on the test part of airline passengers (horizon 12)
+Target: MASE below seasonal naive on the test part of airline passengers (horizon 12)
 and ETTh1 (target OT, horizon 24).
 """
 from __future__ import annotations

@@ -6,7 +6,7 @@
 Trains on ptb.train.txt, keeps the weights with the best ptb.valid.txt perplexity and scores them
 once on ptb.test.txt. On a CPU the 10k-word output layer dominates the cost, so the model uses the
 adaptive softmax (an exact distribution, cheaper for rare words). Writes OUT.json and OUT.md.
-Target (issue 5): test perplexity <= 120 (Zaremba et al. 2014 small model: 115).
+Target: test perplexity <= 120 (Zaremba et al. 2014 small model: 115).
 """
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from task_runs import parse_task_args, run_measured, task_parser, write_markdown  # noqa: E402
+from task_runs import parse_task_args, run_measured, run_notes, task_parser, write_markdown  # noqa: E402
 
-FLAGS = ["--level", "word", "--embed-size", "200", "--hidden-size", "200", "--num-layers", "2",
+FLAGS = ["--level", "word", "--embedding-dim", "200", "--hidden-size", "200", "--num-layers", "2",
          "--dropout", "0.1", "--softmax", "adaptive", "--cutoffs", "2000,6000", "--batch-size", "32",
          "--bptt", "35", "--lr", "3e-3", "--chunks-per-epoch", "415", "--epochs", "1000",
          "--lr-schedule", "plateau", "--lr-step", "1"]
@@ -44,9 +44,7 @@ def main() -> int:
              f"{p['lr']:.2g}"] for p in curve]
     notes = [f"Test perplexity {test_ppl:.1f} (target <= 120) with the best-on-validation weights." if test_ppl
              else f"run failed: see {result['log']}",
-             f"Wall {result['wall_minutes']} min, CPU {result['cpu_minutes']} min, {args.threads} thread(s), "
-             f"load average {result['load_before']} before, {result['load_after']} after.",
-             f"Command: `{result['command']}`"]
+             *run_notes(result)]
     write_markdown(args.report_dir / f"{args.out.name}.md", "Penn Treebank, word-level LSTM",
                    ["epoch (415 chunks = half a pass)", "minutes", "train ppl", "valid ppl", "lr"], rows, notes)
     print((args.report_dir / f"{args.out.name}.md").read_text())

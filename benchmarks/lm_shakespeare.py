@@ -6,7 +6,7 @@
 Runs the real CLI in a subprocess, records wall and CPU time and the machine's load average (the
 machines are shared: under load, wall time says little), the validation curve (nats/char against
 minutes), and a 500-character sample from "ROMEO:". Writes OUT.json and OUT.md.
-Target (issue 5): validation loss <= 1.55 nats/char within 30 minutes on CPU.
+Target: validation loss <= 1.55 nats/char within 30 minutes on CPU.
 
 The harness (measured subprocess, command line, markdown table) is task_runs.py, shared with the
 other task benchmarks.
@@ -19,9 +19,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from task_runs import parse_task_args, run_measured, task_parser, write_markdown  # noqa: E402
+from task_runs import parse_task_args, run_measured, run_notes, task_parser, write_markdown  # noqa: E402
 
-FLAGS = ["--level", "char", "--embed-size", "64", "--hidden-size", "256", "--num-layers", "2",
+FLAGS = ["--level", "char", "--embedding-dim", "64", "--hidden-size", "256", "--num-layers", "2",
          "--batch-size", "64", "--bptt", "100", "--lr", "3e-3", "--chunks-per-epoch", "40",
          "--epochs", "1000", "--lr-schedule", "plateau", "--lr-step", "2"]
 
@@ -48,9 +48,7 @@ def main() -> int:
             for p in report["curve"]]
     notes = [f"Best validation loss {best} nats/char (target <= 1.55; reached after {reached} min)." if best
              else f"run failed: see {result['log']}",
-             f"Wall {result['wall_minutes']} min, CPU {result['cpu_minutes']} min, {args.threads} thread(s), "
-             f"load average {result['load_before']} before, {result['load_after']} after.",
-             f"Command: `{result['command']}`", "", "Sample (ROMEO:, temperature 0.8, top-k 40, seed 0):", "",
+             *run_notes(result), "", "Sample (ROMEO:, temperature 0.8, top-k 40, seed 0):", "",
              "```", sample.strip(), "```"]
     write_markdown(args.report_dir / f"{args.out.name}.md", "Tiny Shakespeare, char-level LSTM",
                    ["epoch (40 chunks)", "minutes", "train loss", "valid loss", "lr"], rows, notes)

@@ -5,7 +5,7 @@
 
 Each run is the real CLI in a subprocess; the test accuracy is that of the best-on-validation
 weights (5,000 training images held out). Writes OUT.json and OUT.md.
-Target (issue 5): row by row (28 steps of 28 pixels), test accuracy >= 98 %. Pixel by pixel
+Target: row by row (28 steps of 28 pixels), test accuracy >= 98 %. Pixel by pixel
 (784 steps) is about 28 times the work per image; published LSTMs reach 98-99 % (pixels) and
 88-92 % (permuted) after many epochs, far beyond a shared 2-core CPU.
 """

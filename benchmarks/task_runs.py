@@ -3,9 +3,9 @@
 `measure` runs the real CLI (`python -m lstmkit.cli ...`) in a subprocess with a given number of
 intra-op threads and records its exit status, wall and CPU time and the machine's load average
 (the machines are shared: under load, wall time says little). `run_measured` is the record the
-issue 5 benchmarks keep (minutes, rounded); sentiment.py builds its own record from `measure`.
-`task_parser` and `parse_task_args` are the command line every issue 5 benchmark starts from;
-`write_markdown` writes their OUT.md table. Not a benchmark itself.
+language-model, forecasting and MNIST benchmarks keep (minutes, rounded); sentiment.py builds its
+own record from `measure`. `task_parser` and `parse_task_args` are the command line those
+benchmarks start from; `write_markdown` writes their OUT.md table. Not a benchmark itself.
 """
 from __future__ import annotations
 
@@ -51,6 +51,13 @@ def run_measured(argv: list[str], log_path: Path, threads: int) -> dict:
             "command": "lstmkit " + " ".join(argv), "log": str(log_path)}
 
 
+def run_notes(result: dict) -> list[str]:
+    """The lines of an OUT.md that say how a `run_measured` run went: time, load, command."""
+    return [f"Wall {result['wall_minutes']} min, CPU {result['cpu_minutes']} min, {result['threads']} "
+            f"thread(s), load average {result['load_before']} before, {result['load_after']} after.",
+            f"Command: `{result['command']}`"]
+
+
 def write_markdown(path: Path, title: str, header: list[str], rows: list[list], notes: list[str]) -> None:
     lines = [f"# {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
@@ -58,7 +65,7 @@ def write_markdown(path: Path, title: str, header: list[str], rows: list[list], 
 
 
 def task_parser(description: str, name: str) -> argparse.ArgumentParser:
-    """The options every issue 5 benchmark has: --threads, --out (runs/benchmarks/NAME), --report-dir."""
+    """The options every task benchmark has: --threads, --out (runs/benchmarks/NAME), --report-dir."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("runs/benchmarks") / name,

@@ -6,33 +6,45 @@ callable taking the parsed arguments and returning an exit status.
 from __future__ import annotations
 
 import argparse
-import importlib
+import re
 import sys
 
+from lstmkit.commands import bench, demo, experiment, generate, predict, selfcheck, train, view
 from lstmkit.errors import UsageError
 
 # Order is the order of `lstmkit --help`.
-COMMANDS = ["demo", "experiment", "train", "predict", "generate", "view", "selfcheck", "bench"]
+COMMANDS = (demo, experiment, train, predict, generate, view, selfcheck, bench)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Bad flags get one line naming the command and what to fix, and exit status 2."""
+
+    def error(self, message: str):
+        # argparse says "argument --x: --x must be ..." when the check names its flag itself.
+        message = re.sub(r"^argument (\S+?)(?:/\S+)?: (?=\1 )", "", message)
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     from lstmkit import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="lstmkit",
         description="LSTMs from zero to hero: see why gates remember, then use them for real work.",
     )
     parser.add_argument("--version", action="version", version=f"lstmkit {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
-        module = importlib.import_module(f"lstmkit.commands.{name}")
-        module.register(subparsers)
+    for command in COMMANDS:
+        command.register(subparsers)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as done:  # --help, --version, or a bad flag (already said in one line)
+        return done.code if isinstance(done.code, int) else 0
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

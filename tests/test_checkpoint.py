@@ -9,8 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from lstmkit import checkpoint as ckpt
 from lstmkit.errors import UsageError
+from lstmkit.training import checkpoint as ckpt
+from lstmkit.training import resume
 
 
 def save_toy(path, task="toy", value=1.0, **kw):
@@ -81,7 +82,7 @@ def test_kill_9_during_saves_leaves_last_good_checkpoint(tmp_path):
     # A child process saves bigger and bigger checkpoints in a loop; we SIGKILL it mid-way.
     script = textwrap.dedent(f"""
         import torch, sys
-        from lstmkit import checkpoint as ckpt
+        from lstmkit.training import checkpoint as ckpt
         i = 0
         while True:
             i += 1
@@ -104,16 +105,16 @@ def test_optimizer_and_rng_state_round_trip_without_pickle():
     opt = torch.optim.Adam(model.parameters(), lr=0.1)
     model(torch.randn(4, 3)).sum().backward()
     opt.step()
-    tensors, meta = ckpt.optimizer_state_to_parts(opt)
+    tensors, meta = resume.optimizer_state_to_parts(opt)
     meta = json.loads(json.dumps(meta))  # must survive JSON
     other = torch.optim.Adam(model.parameters(), lr=0.5)
-    ckpt.optimizer_state_from_parts(other, tensors, meta)
+    resume.optimizer_state_from_parts(other, tensors, meta)
     assert other.param_groups[0]["lr"] == 0.1 and other.param_groups[0]["betas"] == (0.9, 0.999)
     for a, b in zip(opt.state.values(), other.state.values()):
         assert torch.equal(a["exp_avg"], b["exp_avg"])
 
-    rng_tensors, rng_meta = ckpt.rng_state_to_parts()
+    rng_tensors, rng_meta = resume.rng_state_to_parts()
     expected = (torch.rand(3), __import__("numpy").random.rand(), __import__("random").random())
-    ckpt.rng_state_from_parts(rng_tensors, json.loads(json.dumps(rng_meta)))
+    resume.rng_state_from_parts(rng_tensors, json.loads(json.dumps(rng_meta)))
     again = (torch.rand(3), __import__("numpy").random.rand(), __import__("random").random())
     assert torch.equal(expected[0], again[0]) and expected[1:] == again[1:]

@@ -6,10 +6,18 @@ import json
 import pytest
 import torch
 
-from lstmkit.data.batching import make_batches, truncate
+from lstmkit.data.batching import LengthBuckets, text_batches, truncate
+from lstmkit.data.labels import LabelSet
 from lstmkit.data.readers import read_examples, read_texts
-from lstmkit.data.text import PAD_INDEX, UNK_INDEX, LabelSet, Vocabulary, tokenize
+from lstmkit.data.tokenizer import Tokenizer
+from lstmkit.data.vocabulary import PAD, UNK, Vocabulary
 from lstmkit.errors import UsageError
+
+PAD_INDEX, UNK_INDEX = 0, 1  # the sentiment vocabulary puts padding, then <unk>, first
+
+
+def text_vocabulary(tokenized, **options):
+    return Vocabulary.build(tokenized, pad=PAD, unk=UNK, **options)
 
 FASTTEXT = "__label__2 Great book: loved it\n\n__label__1 Awful. Broke on day one\n"
 
@@ -91,13 +99,13 @@ def test_read_texts_lines_and_table(tmp_path):
 
 
 def test_tokenizer_and_vocabulary_with_unk():
-    assert tokenize("I didn't LIKE it!! 4.5 stars, well-made") == [
+    assert Tokenizer("text", lowercase=True)("I didn't LIKE it!! 4.5 stars, well-made") == [
         "i", "did", "n't", "like", "it", "!", "!", "4.5", "stars", ",", "well-made"]
-    vocab = Vocabulary.build([["a", "b", "a"], ["a", "c", "b"]], min_freq=2)
+    vocab = text_vocabulary([["a", "b", "a"], ["a", "c", "b"]], min_freq=2)
     assert vocab.tokens == ["<pad>", "<unk>", "a", "b"]
     # Unknown words map to UNK (1), never to padding (0).
     assert vocab.encode(["a", "zzz", "b"]) == [2, UNK_INDEX, 3]
-    assert Vocabulary.build([["a", "b", "a", "c"]], max_size=3).tokens == ["<pad>", "<unk>", "a"]
+    assert text_vocabulary([["a", "b", "a", "c"]], max_size=3).tokens == ["<pad>", "<unk>", "a"]
     assert Vocabulary.from_json(vocab.to_json()).tokens == vocab.tokens
     with pytest.raises(UsageError, match="only the label"):
         LabelSet.build(["1", "1"])
@@ -108,8 +116,7 @@ def test_tokenizer_and_vocabulary_with_unk():
 def test_batches_are_right_padded_bucketed_and_cover_everything():
     sequences = [[5] * n for n in [3, 1, 7, 2, 9, 4, 6, 8]] + [truncate([], 10)]
     labels = list(range(9))
-    batches = make_batches(sequences, labels, batch_size=4, shuffle=True,
-                           generator=torch.Generator().manual_seed(0), bucket_factor=1)
+    batches = list(text_batches(sequences, labels, batch_size=4, seed=0, bucket_factor=1))
     seen = sorted(i for b in batches for i in b.index.tolist())
     assert seen == list(range(9))
     for b in batches:
@@ -117,7 +124,33 @@ def test_batches_are_right_padded_bucketed_and_cover_everything():
         for row, length in enumerate(b.lengths.tolist()):
             assert (b.ids[row, length:] == PAD_INDEX).all() and length >= 1
         assert torch.equal(b.labels, b.index)
-    again = make_batches(sequences, labels, batch_size=4, shuffle=True,
-                         generator=torch.Generator().manual_seed(0), bucket_factor=1)
+    again = list(text_batches(sequences, labels, batch_size=4, seed=0, bucket_factor=1))
     assert [b.index.tolist() for b in batches] == [b.index.tolist() for b in again]
+    # Under torchrun each rank keeps every world_size-th batch, as many as every other rank.
+    shares = [LengthBuckets([len(s) for s in sequences], 2, shuffle=True, bucket_factor=1,
+                            generator=torch.Generator().manual_seed(0), rank=r, world_size=2).batches
+              for r in (0, 1)]
+    whole = LengthBuckets([len(s) for s in sequences], 2, shuffle=True, bucket_factor=1,
+                          generator=torch.Generator().manual_seed(0)).batches
+    assert shares == [whole[0:4:2], whole[1:4:2]]
     assert truncate(list(range(10)), 4) == [0, 1, 2, 3]
+
+
+def test_under_torchrun_each_rank_gets_its_share_and_the_loop_does_not_deal_again(monkeypatch):
+    from torch.utils.data.distributed import DistributedSampler
+
+    from lstmkit.data.batching import tensor_batches
+    from lstmkit.training import distributed
+
+    rows = torch.arange(10).float()[:, None]  # (N, 1)
+    seen = {}
+    for rank in (0, 1):
+        monkeypatch.setenv("RANK", str(rank))
+        monkeypatch.setenv("WORLD_SIZE", "2")
+        loader = tensor_batches((rows,), 3, seed=0, epoch=1, shard=True)
+        assert isinstance(loader.sampler, DistributedSampler) and distributed.is_sharded(loader)
+        seen[rank] = [int(v) for (batch,) in loader for v in batch[:, 0]]
+        text = text_batches([[1] * n for n in range(1, 8)], None, 2, seed=0, shard=True)
+        assert distributed.is_sharded(text) and len(text) == 2  # 4 batches, every other one
+    assert len(seen[0]) == len(seen[1]) == 5 and sorted(seen[0] + seen[1]) == list(range(10))
+    assert not distributed.is_sharded(tensor_batches((rows,), 3, seed=0))  # evaluation: all rows

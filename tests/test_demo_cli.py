@@ -7,12 +7,6 @@ from lstmkit import cli
 from lstmkit.experiments import EXPERIMENTS
 
 
-@pytest.fixture(autouse=True)
-def only_these_commands(monkeypatch):
-    """Build the parser from the demo and experiment commands only, whatever else is installed."""
-    monkeypatch.setattr(cli, "COMMANDS", ["demo", "experiment"])
-
-
 def test_quick_demo_writes_metrics_figures_and_a_self_contained_report(tmp_path, capsys):
     out = tmp_path / "run"
     assert cli.main(["demo", "--quick", "--no-progress", "--threads", "1", "--out", str(out)]) == 0

@@ -6,13 +6,14 @@ import textwrap
 
 import torch
 
-from lstmkit import train
-from lstmkit.checkpoint import load_checkpoint
+from lstmkit import training as train
+from lstmkit.training.checkpoint import load_checkpoint
 
 SCRIPT = textwrap.dedent("""
     import sys, torch
     from torch import nn
-    from lstmkit import train, distributed
+    from lstmkit import training as train
+    from lstmkit.training import distributed
     from safetensors.torch import save_file
 
     def batches(epoch):  # the same sequence on every rank: a function of (seed, epoch) only
@@ -76,7 +77,7 @@ def test_two_gloo_processes_train_the_same_model_as_one(tmp_path):
 
 
 def test_shard_deals_batches_round_robin_and_drops_the_ragged_end():
-    from lstmkit import distributed
+    from lstmkit.training import distributed
     info = lambda r: distributed.ProcessInfo(rank=r, world_size=3)  # noqa: E731
     assert [list(distributed.shard(range(8), info(r))) for r in range(3)] == [[0, 3], [1, 4], [2, 5]]
     assert list(distributed.shard(range(4), distributed.ProcessInfo())) == [0, 1, 2, 3]

@@ -8,8 +8,9 @@ import torch.nn.functional as F
 from lstmkit.errors import UsageError
 from lstmkit.experiments import adding_copy, cliff, gates, gradients
 from lstmkit.experiments.common import RecurrentModel, format_table
+from lstmkit.data.vocabulary import PAD
 from lstmkit.experiments.stories import (ALL_NAMES, ALL_SPECIES, INTRO_OPENINGS, StoryConfig,
-                                         Vocabulary, make_story)
+                                         make_story, story_vocabulary)
 
 
 @pytest.mark.parametrize("distance", [0, 1, 2, 3, 4, 7, 50, 203])
@@ -44,9 +45,9 @@ def test_story_generation_is_repeatable_and_encodable():
     first = [make_story(30, StoryConfig(), random.Random(5)).tokens for _ in range(3)]
     second = [make_story(30, StoryConfig(), random.Random(5)).tokens for _ in range(3)]
     assert first == second
-    vocab = Vocabulary()
+    vocab = story_vocabulary()
     assert vocab.encode(first[0])[0] != 0  # 0 is reserved for padding
-    assert vocab.words[0] == Vocabulary.PAD
+    assert vocab.tokens[0] == PAD and vocab.pad_index == 0
 
 
 @pytest.mark.parametrize("config", [StoryConfig(species=0), StoryConfig(names=1),
@@ -57,8 +58,8 @@ def test_impossible_story_settings_are_usage_errors(config):
 
 
 def test_cliff_batch_is_left_padded_so_every_probe_ends_the_row():
-    ids, answers = cliff.make_batch(9, 16, StoryConfig(), Vocabulary(), random.Random(1))
-    vocab = Vocabulary()
+    ids, answers = cliff.make_batch(9, 16, StoryConfig(), story_vocabulary(), random.Random(1))
+    vocab = story_vocabulary()
     assert ids.shape[0] == answers.shape[0] == 16
     assert (ids[:, -1] == vocab.index["pet"]).all()
     assert (ids[:, 0] == 0).any()  # stories differ in length, so some rows are padded
@@ -89,9 +90,9 @@ def test_copy_baseline_is_the_cost_of_blanks_then_a_uniform_guess():
 
 def test_gradient_vanishes_through_a_contracting_rnn_but_not_an_lstm_holding_its_cell():
     torch.manual_seed(0)
-    ids, answers = cliff.make_batch(30, 8, StoryConfig(), Vocabulary(), random.Random(0))
-    rnn = RecurrentModel("rnn", 8, 16, 6, vocab_size=len(Vocabulary()))
-    lstm = RecurrentModel("lstm", 8, 16, 6, vocab_size=len(Vocabulary()))
+    ids, answers = cliff.make_batch(30, 8, StoryConfig(), story_vocabulary(), random.Random(0))
+    rnn = RecurrentModel("rnn", 8, 16, 6, vocab_size=len(story_vocabulary()))
+    lstm = RecurrentModel("lstm", 8, 16, 6, vocab_size=len(story_vocabulary()))
     with torch.no_grad():
         rnn.recurrent.weight_hh_l0.mul_(0.3)           # spectral radius well below 1
         lstm.recurrent.bias_hh_l0[16:32].fill_(8.0)     # forget gate ~ 1: the cell holds

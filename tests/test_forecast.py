@@ -11,9 +11,12 @@ from lstmkit.cli import main
 from lstmkit.data.series import (StandardScaler, check_enough_rows, forecast_origins, make_windows,
                                  read_series_csv, split_points)
 from lstmkit.errors import UsageError
-from lstmkit.metrics_forecast import (mae, mase, mase_scale, naive_forecast, rmse, seasonal_naive_forecast,
-                                      smape)
+from lstmkit.recipe import add_flags, from_args
 from lstmkit.tasks import forecast
+from lstmkit.tasks.forecast.metrics import (mae, mase, mase_scale, naive_forecast, rmse,
+                                            seasonal_naive_forecast, smape)
+from lstmkit.tasks.forecast.model import Forecaster
+from lstmkit.tasks.forecast.train import prepare, with_columns
 
 
 def write_csv(path, header, rows):
@@ -116,8 +119,7 @@ def test_chronological_split_and_windows():
 
 
 def test_scaler_is_fitted_on_the_training_part_only(series_csv, tmp_path):
-    args = train_args(series_csv, tmp_path)
-    columns, raw, scaled, scaler, origins, valid_start = forecast._prepare(args)
+    raw, scaled, scaler, origins, valid_start = prepare(train_recipe(series_csv, tmp_path))
     assert np.allclose(scaler.mean, raw[:valid_start].mean(axis=0))
     assert not np.allclose(scaler.mean, raw.mean(axis=0))  # the series trends: the test part differs
     assert np.allclose(scaled[:valid_start].mean(axis=0), 0, atol=1e-9)
@@ -126,7 +128,7 @@ def test_scaler_is_fitted_on_the_training_part_only(series_csv, tmp_path):
 
 
 def test_seasonal_baseline_model_with_zero_head_is_seasonal_naive():
-    model = forecast.Forecaster(1, 8, 1, horizon=5, baseline="seasonal", season=3)
+    model = Forecaster(1, 8, 1, horizon=5, baseline="seasonal", season=3)
     torch.nn.init.zeros_(model.head.weight)
     torch.nn.init.zeros_(model.head.bias)
     series = np.arange(40, dtype=float)
@@ -137,11 +139,12 @@ def test_seasonal_baseline_model_with_zero_head_is_seasonal_naive():
 
 # ---- command line -------------------------------------------------------------------------------
 
-def train_args(csv, tmp_path, *extra):
+def train_recipe(csv, tmp_path, *extra):
     parser = argparse.ArgumentParser()
-    forecast.add_train_args(parser)
-    return parser.parse_args(["--csv", str(csv), "--target", "sales", "--window", "24", "--horizon", "6",
+    add_flags(parser, forecast.TrainRecipe)
+    args = parser.parse_args(["--csv", str(csv), "--target", "sales", "--window", "24", "--horizon", "6",
                               "--season", "12", "--out", str(tmp_path / "run"), *extra])
+    return with_columns(from_args(forecast.TrainRecipe, args))
 
 
 def test_train_and_predict_forecast_cli(series_csv, tmp_path, capsys):

@@ -2,11 +2,14 @@
 import pytest
 import torch
 
-from lstmkit.checkpoint import save_checkpoint
 from lstmkit.cli import main
-from lstmkit.commands.generate import generate_tokens, sample_next
-from lstmkit.data.corpus import TokenVocabulary, tokenize
-from lstmkit.tasks.language_model import NAME, LanguageModel
+from lstmkit.data.tokenizer import Tokenizer
+from lstmkit.recipe import to_json
+from lstmkit.tasks.language_model.config import NAME, LMModel
+from lstmkit.tasks.language_model.generate import generate_tokens, sample_next
+from lstmkit.tasks.language_model.model import LanguageModel
+from lstmkit.tasks.language_model.train import build_vocabulary
+from lstmkit.training.checkpoint import save_checkpoint
 
 
 def small_model(vocab_size=7, seed=0):
@@ -17,12 +20,11 @@ def small_model(vocab_size=7, seed=0):
 @pytest.fixture
 def char_model_dir(tmp_path):
     """An untrained but complete char-level checkpoint (weights, config, vocabulary)."""
-    vocab = TokenVocabulary.build(list("ROMEO: abc\n"), "char")
+    vocab = build_vocabulary(list("ROMEO: abc\n"), "char")
     model = small_model(len(vocab))
-    config = {"vocab_size": len(vocab), "embed_size": 5, "hidden_size": 12, "num_layers": 2, "dropout": 0.0,
-              "tie_weights": False, "level": "char"}
-    save_checkpoint(tmp_path / "run" / "best", task=NAME, model_config=config, state_dict=model.state_dict(),
-                    extras={"vocab": vocab.to_dict()})
+    config = LMModel(vocab_size=len(vocab), level="char", embedding_dim=5, hidden_size=12, num_layers=2)
+    save_checkpoint(tmp_path / "run" / "best", task=NAME, model_config=to_json(config),
+                    state_dict=model.state_dict(), extras={"vocab": vocab.to_json()})
     return tmp_path / "run"
 
 
@@ -96,12 +98,11 @@ def test_generate_from_a_folder_without_a_model_exits_2(tmp_path, capsys):
 
 
 def test_word_level_prime_with_unknown_words(tmp_path, capsys):
-    vocab = TokenVocabulary.build(tokenize("the cat sat\nthe dog sat\n", "word"), "word")
+    vocab = build_vocabulary(Tokenizer("word")("the cat sat\nthe dog sat\n"), "word")
     model = small_model(len(vocab))
-    config = {"vocab_size": len(vocab), "embed_size": 5, "hidden_size": 12, "num_layers": 2, "dropout": 0.0,
-              "tie_weights": False, "level": "word"}
-    save_checkpoint(tmp_path / "w", task=NAME, model_config=config, state_dict=model.state_dict(),
-                    extras={"vocab": vocab.to_dict()})
+    config = LMModel(vocab_size=len(vocab), level="word", embedding_dim=5, hidden_size=12, num_layers=2)
+    save_checkpoint(tmp_path / "w", task=NAME, model_config=to_json(config),
+                    state_dict=model.state_dict(), extras={"vocab": vocab.to_json()})
     assert main(["generate", "--model", str(tmp_path / "w"), "--prime", "the zebra", "--length", "5",
                  "--seed", "0"]) == 0
     captured = capsys.readouterr()

@@ -6,29 +6,33 @@ import pytest
 import torch
 
 from lstmkit.cli import main
-from lstmkit.data.corpus import EOS, UNK, TokenVocabulary, batchify, bptt_chunks, detokenize, tokenize
+from lstmkit.data.streams import batchify, bptt_chunks
+from lstmkit.data.tokenizer import EOS, Tokenizer
+from lstmkit.data.vocabulary import UNK, Vocabulary
 from lstmkit.errors import UsageError
-from lstmkit.tasks.language_model import LanguageModel, StatefulChunks
+from lstmkit.tasks.language_model.model import LanguageModel
+from lstmkit.tasks.language_model.train import StatefulChunks, build_vocabulary, encode
 
 
 def test_char_and_word_tokens_round_trip():
     text = "to be\nor not\n"
-    assert detokenize(tokenize(text, "char"), "char") == text
-    words = tokenize(text, "word")
-    assert words == ["to", "be", EOS, "or", "not", EOS]
-    assert detokenize(words, "word") == "to be\nor not\n"
+    chars = Tokenizer("char")
+    assert chars.detokenize(chars(text)) == text
+    words = Tokenizer("word")
+    assert words(text) == ["to", "be", EOS, "or", "not", EOS]
+    assert words.detokenize(words(text)) == "to be\nor not\n"
 
 
 def test_vocabulary_maps_unknown_words_to_unk_and_refuses_unknown_chars():
-    words = TokenVocabulary.build(tokenize("a b a\nc a\n", "word"), "word")
-    assert words.itos[0] == "a" and UNK in words.stoi  # most frequent first, <unk> always present
-    assert words.encode(["a", "zebra"]).tolist() == [words.stoi["a"], words.stoi[UNK]]
-    chars = TokenVocabulary.build(list("abcab"), "char")
-    assert chars.itos == ["a", "b", "c"]
+    words = build_vocabulary(Tokenizer("word")("a b a\nc a\n"), "word")
+    assert words.tokens[0] == "a" and UNK in words.index  # most frequent first, <unk> always present
+    assert encode(words, ["a", "zebra"], "word", "x").tolist() == [words.index["a"], words.index[UNK]]
+    chars = build_vocabulary(list("abcab"), "char")
+    assert chars.tokens == ["a", "b", "c"]
     with pytest.raises(UsageError, match="1 character\\(s\\) the model never saw: 'z'"):
-        chars.encode(list("abz"))
-    restored = TokenVocabulary.from_dict(json.loads(json.dumps(chars.to_dict())))
-    assert restored.itos == chars.itos and restored.level == "char"
+        encode(chars, list("abz"), "char", "the text")
+    restored = Vocabulary.from_json(json.loads(json.dumps(chars.to_json())))
+    assert restored.tokens == chars.tokens and restored.unk is None  # no unknown characters
 
 
 def test_streams_continue_from_chunk_to_chunk():
@@ -67,7 +71,7 @@ def test_carried_state_makes_chunks_equal_one_pass():
 def test_tied_weights_share_one_matrix():
     model = LanguageModel(vocab_size=20, embed_size=16, hidden_size=16, num_layers=1, tie_weights=True)
     assert model.head.weight is model.embedding.weight
-    with pytest.raises(UsageError, match="--tie-weights needs --embed-size == --hidden-size"):
+    with pytest.raises(UsageError, match="--tie-weights needs --embedding-dim == --hidden-size"):
         LanguageModel(vocab_size=20, embed_size=8, hidden_size=16, num_layers=1, tie_weights=True)
 
 
@@ -102,7 +106,8 @@ def test_word_lm_with_validation_and_test_text(tmp_path, capsys):
     summary = json.loads((out / "lm_metrics.json").read_text())
     assert summary["level"] == "word" and summary["test_loss"] > 0
     vocab = json.loads((out / "best" / "vocab.json").read_text())
-    assert vocab["level"] == "word" and EOS in vocab["tokens"]
+    model = json.loads((out / "best" / "config.json").read_text())["model"]
+    assert model["level"] == "word" and EOS in vocab["tokens"]
 
 
 def test_time_budget_stops_training(tmp_path, capsys):
@@ -130,7 +135,7 @@ def test_validation_characters_unseen_in_training_exit_2(tmp_path, capsys):
 
 def test_tiny_shakespeare_vocabulary(shared_data):
     text = (shared_data / "tinyshakespeare" / "input.txt").read_text(encoding="utf-8")
-    assert len(TokenVocabulary.build(tokenize(text, "char"), "char")) == 65
+    assert len(build_vocabulary(Tokenizer("char")(text), "char")) == 65
 
 
 def test_adaptive_softmax_loss_matches_its_log_probabilities():

@@ -5,8 +5,8 @@ import shutil
 import torch
 
 from lstmkit.cli import main
-from lstmkit.tasks import sentiment
-from lstmkit.tasks.sentiment_model import SentimentClassifier, SentimentEnsemble
+from lstmkit.tasks.sentiment.model import SentimentClassifier, SentimentEnsemble
+from lstmkit.tasks.sentiment.predict import load
 from test_sentiment import write_fasttext, write_transfer_tsv
 
 
@@ -30,8 +30,7 @@ def _args(train_file, out, *extra):
 
 
 def _weights(directory):
-    model, *_ = sentiment.load_model(directory, torch.device("cpu"))
-    return model.state_dict()
+    return load(directory)[0].model.state_dict()
 
 
 def test_train_save_predict_and_resume_an_ensemble(tmp_path, capsys):
@@ -49,9 +48,10 @@ def test_train_save_predict_and_resume_an_ensemble(tmp_path, capsys):
     assert "ensemble of 2 (best epochs" in capsys.readouterr().out
 
     # best/ holds both members; its prediction is the mean of theirs.
-    ensemble, vocab, labels, _ = sentiment.load_model(out, torch.device("cpu"))
+    loaded, vocab, labels = load(out)
+    ensemble = loaded.model
     assert isinstance(ensemble, SentimentEnsemble) and len(ensemble.members) == 2
-    members = [sentiment.load_model(out / "members" / k, torch.device("cpu"))[0] for k in "12"]
+    members = [load(out / "members" / k)[0].model for k in "12"]
     for member, saved in zip(members, ensemble.members):
         for name, value in member.state_dict().items():
             assert torch.equal(saved.state_dict()[name], value), name

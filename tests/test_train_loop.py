@@ -5,9 +5,10 @@ import pytest
 import torch
 from torch import nn
 
-from lstmkit import train
-from lstmkit.checkpoint import load_checkpoint
+from lstmkit import training as train
 from lstmkit.errors import UsageError
+from lstmkit.training.checkpoint import load_checkpoint
+from lstmkit.training.schedule import factor_of, make_schedule, set_step
 
 
 def make_regression(seed=0, n=64, dim=3):
@@ -149,24 +150,36 @@ def test_diverging_loss_is_reported(tmp_path):
         train.fit(make_spec(build_model(), x, y), config(tmp_path, out=None, epochs=1))
 
 
-def test_cli_flags_are_shared_and_validated():
+def test_cli_flags_are_shared_and_validated(capsys):
     import argparse
+    from dataclasses import dataclass
+
+    from lstmkit.recipe import add_flags, from_args, section
+
+    @dataclass
+    class Recipe:
+        training: train.TrainConfig = section(lambda: train.TrainConfig(epochs=3, lr=0.5))
+
     parser = argparse.ArgumentParser()
-    train.add_training_args(parser, epochs=3, lr=0.5)
+    add_flags(parser, Recipe)
     args = parser.parse_args(["--out", "o", "--batch-size", "8", "--patience", "2", "--no-progress"])
-    cfg = train.config_from_args(args)
+    cfg = from_args(Recipe, args).training
     assert (cfg.epochs, cfg.lr, cfg.batch_size, cfg.patience, cfg.progress) == (3, 0.5, 8, 2, False)
-    with pytest.raises(UsageError, match="--epochs"):
-        train.config_from_args(parser.parse_args(["--out", "o", "--epochs", "0"]))
+    with pytest.raises(SystemExit):  # refused where it is parsed, before any data is read
+        parser.parse_args(["--out", "o", "--epochs", "0"])
+    assert "--epochs must be >= 1, got 0" in capsys.readouterr().err
+    with pytest.raises(UsageError, match="--epochs"):  # the same check for settings built in code
+        train.fit(make_spec(build_model(), *make_regression()), train.TrainConfig(epochs=0))
 
 
 def test_lr_schedules():
     model = nn.Linear(1, 1)
     opt = torch.optim.SGD(model.parameters(), lr=1.0)
-    cos = train.LRSchedule(opt, train.TrainConfig(lr=1.0, epochs=4, lr_schedule="cosine", warmup_steps=4))
-    assert cos.apply(0, 0) == pytest.approx(0.25) and cos.apply(0, 10) == pytest.approx(1.0)
-    assert cos.apply(2, 10) == pytest.approx(0.5) and opt.param_groups[0]["lr"] == pytest.approx(0.5)
-    plateau = train.LRSchedule(opt, train.TrainConfig(lr=1.0, lr_schedule="plateau", lr_step=1))
+    cos = make_schedule(opt, train.TrainConfig(lr=1.0, epochs=4, lr_schedule="cosine", warmup_steps=4))
+    assert set_step(cos, 0, 0) == pytest.approx(0.25) and set_step(cos, 10, 0) == pytest.approx(1.0)
+    assert set_step(cos, 10, 2) == pytest.approx(0.5) and opt.param_groups[0]["lr"] == pytest.approx(0.5)
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    plateau = make_schedule(opt, train.TrainConfig(lr=1.0, lr_schedule="plateau", lr_step=1))
     for value in [1.0, 0.5, 0.6]:
-        plateau.end_of_epoch(value, lower_is_better=True)
-    assert plateau.apply(3, 10) == pytest.approx(0.5)
+        factor_of(plateau).end_of_epoch(value, lower_is_better=True)
+    assert set_step(plateau, 10, 3) == pytest.approx(0.5)

@@ -149,7 +149,7 @@ def test_language_model_view_matches_trace_and_model(runs, monkeypatch):
     text = quoted_text(6, seed=5)
     shown, traces, prediction = task.view(text)
     assert shown.tokens == list(text) and shown.joiner == ""
-    ids = task.vocab.encode(list(text)).view(1, -1)
+    ids = torch.tensor(task.vocab.encode(list(text))).view(1, -1)  # (1, T)
     expected = direct_trace(task.model, ids)
     assert len(traces) == 2
     for trace in traces:
@@ -179,7 +179,9 @@ def test_sentiment_view_predicts_each_prefix_as_its_own_text(runs):
 
 
 def test_forecast_view_gives_the_models_forecast_of_each_prefix(runs):
-    from lstmkit.tasks import forecast
+    import dataclasses
+
+    from lstmkit.tasks.forecast.predict import forecast_after_end
 
     task = load(runs["forecast"])
     path = series_file(runs["root"])
@@ -188,8 +190,8 @@ def test_forecast_view_gives_the_models_forecast_of_each_prefix(runs):
     assert np.isnan(prediction.values[10]).all() and np.isfinite(prediction.values[11:]).all()  # season 12
     raw = np.array([[float(v) for v in line.split(",")[1:]] for line in path.read_text().splitlines()[1:]])
     for t in (11, 40, 95):
-        expected = forecast.forecast_after_end(task.model, {**task.config, "window": t + 1}, task.scaler,
-                                               raw[:t + 1], str(path))
+        expected = forecast_after_end(task.model, dataclasses.replace(task.config, window=t + 1),
+                                      task.scaler, raw[:t + 1], str(path))
         assert_close(prediction.values[t], expected, 1e-3)  # float32 forecasts in the series' units (~100)
 
 
@@ -228,7 +230,7 @@ def test_view_bad_input_is_one_line_and_exit_2(runs, tmp_path, capsys, monkeypat
 
 
 def test_view_refuses_a_model_without_text_or_series_input(tmp_path, capsys):
-    from lstmkit.checkpoint import save_checkpoint
+    from lstmkit.training.checkpoint import save_checkpoint
 
     save_checkpoint(tmp_path / "digits", task="seqmnist", model_config={}, state_dict={"w": torch.zeros(1)})
     assert main(["view", "--model", str(tmp_path / "digits"), "--text", "x"]) == 2

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 from lstmkit.errors import UsageError
-from lstmkit.experiments import (DESCRIPTIONS, EXPERIMENTS, check_names, prepare_out_dir,
-                                 run_experiments, validate_settings)
-from lstmkit.experiments.options import (add_common_arguments, context_from_args, default_out,
-                                         parse_int_list)
+from lstmkit.experiments import DESCRIPTIONS, check_names, run_experiments, validate_settings
+from lstmkit.experiments.options import ExperimentRecipe, context_from, default_out
+from lstmkit.recipe import add_flags, from_args
+from lstmkit.training.run_folder import ensure_writable
 
 
 def register(subparsers) -> None:
@@ -13,18 +13,14 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "experiment", help="run one of the demo's experiments",
         description=f"Run one or more of the demo's experiments. Experiments: {listing}.")
-    parser.add_argument("experiments", nargs="+", metavar="NAME", help=f"one of: {', '.join(EXPERIMENTS)}")
-    add_common_arguments(parser)
-    parser.add_argument("--lengths", metavar="T,T,...",
-                        help="sequence lengths for adding (default 50,100,200) or copy blanks "
-                             "(default 10,20,40)")
-    parser.set_defaults(func=main)
+    add_flags(parser, ExperimentRecipe)
+    parser.set_defaults(func=lambda args: main(from_args(ExperimentRecipe, args)))
 
 
-def main(args) -> int:
-    names = check_names(args.experiments)
-    context = context_from_args(args)
-    lengths = parse_int_list(args.lengths, "--lengths")
+def main(recipe: ExperimentRecipe) -> int:
+    names = check_names(list(recipe.chosen.experiments))
+    context = context_from(recipe.run, recipe.stories)
+    lengths = list(recipe.chosen.lengths) if recipe.chosen.lengths else None
     if lengths is not None:
         tasks = [n for n in names if n in ("adding", "copy")]
         if not tasks:
@@ -32,7 +28,7 @@ def main(args) -> int:
         context.adding_lengths = lengths if "adding" in tasks else None
         context.copy_lengths = lengths if "copy" in tasks else None
     validate_settings(names, context)
-    out_dir = prepare_out_dir(args.out or default_out("-".join(names)))
+    out_dir = ensure_writable(recipe.run.out or default_out("-".join(names)))
     run_experiments(names, context, out_dir)
     print(f"results: {out_dir}/report.html")
     return 0

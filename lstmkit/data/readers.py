@@ -1,4 +1,4 @@
-"""Readers for labelled text in the formats people have.
+"""Readers for text in the formats people have: labelled examples, texts to predict, plain text.
 
     read_examples(path, fmt="auto", text_column=None, label_column=None, skip_bad=False)
         -> ReadResult(examples=[Example(text, label, where)], skipped=[...messages])
@@ -14,7 +14,9 @@ anything else -> fasttext; a .gz or .bz2 suffix is decompressed on the fly):
 
 Every problem raises lstmkit.errors.UsageError("FILE:LINE: what was wrong; what is allowed").
 With skip_bad=True, bad lines are skipped instead and listed in ReadResult.skipped (the caller
-reports how many). Labels stay strings ("1", "pos", "2"): lstmkit.data.text.LabelSet numbers them.
+reports how many). Labels stay strings ("1", "pos", "2"): lstmkit.data.labels.LabelSet numbers them.
+
+    read_text(path) -> str      a whole UTF-8 text file (a language model's corpus)
 """
 from __future__ import annotations
 
@@ -294,3 +296,17 @@ def read_texts(path: str | os.PathLike, fmt: str = "lines", text_column=None) ->
         return read_jsonl(path, problems, text_column, labelled=False)
     return [Example(line.strip(), None, f"{path}:{n}")
             for n, line in _decoded_lines(path, problems) if line.strip()]
+
+
+def read_text(path: str | os.PathLike) -> str:
+    """A whole UTF-8 text file, refused when missing, not UTF-8 or empty."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"text file not found: {path}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise UsageError(f"{path} is not UTF-8 text (byte {error.start}); save it as UTF-8") from None
+    if not text.strip():
+        raise UsageError(f"{path} is empty (or only whitespace); a language model needs text to learn from")
+    return text

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import platform
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -53,20 +52,6 @@ def validate_settings(names: list[str], context: RunContext) -> None:
         adding_copy.adding_settings(context)
     if "copy" in names:
         adding_copy.copy_settings(context)
-
-
-def prepare_out_dir(out: str | Path) -> Path:
-    """Create the output folder and prove it is writable before any training starts."""
-    path = Path(out)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
-            pass
-    except OSError as error:
-        reason = error.strerror or type(error).__name__
-        raise UsageError(f"cannot write to output folder {str(path)!r} ({reason}); "
-                         f"pass --out with a writable folder") from None
-    return path
 
 
 def run_experiments(names: list[str], context: RunContext, out_dir: Path) -> list[ExperimentResult]:

@@ -20,8 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from lstmkit.errors import UsageError
-from lstmkit.experiments.common import (KINDS, ExperimentResult, RecurrentModel, RunContext,
-                                        make_optimizer, progress, train_step)
+from lstmkit.experiments.common import KINDS, ExperimentResult, RecurrentModel, RunContext, train_steps
 from lstmkit.experiments.plots import line_plot
 
 ADDING_BASELINE = 1.0 / 6.0
@@ -87,26 +86,26 @@ class TaskSettings:
         return int(round(shortest + draw * (reach - shortest)))
 
 
-def adding_settings(context: RunContext) -> TaskSettings:
-    if context.quick:
-        settings = TaskSettings([10, 20], hidden_size=8, steps=20, lr=1e-2, batch_size=16,
-                                eval_sequences=64)
-    else:
-        settings = TaskSettings([50, 100, 200], hidden_size=64, steps=2000, lr=5e-3)
-    settings.lengths = sorted(set(context.adding_lengths or settings.lengths))
-    settings.validate("--lengths", 2)
+def _settings(context: RunContext, quick: TaskSettings, full: TaskSettings, lengths: list[int] | None,
+              minimum: int) -> TaskSettings:
+    settings = quick if context.quick else full
+    settings.lengths = sorted(set(lengths or settings.lengths))
+    settings.validate("--lengths", minimum)
     return settings
+
+
+def adding_settings(context: RunContext) -> TaskSettings:
+    return _settings(context, TaskSettings([10, 20], hidden_size=8, steps=20, lr=1e-2, batch_size=16,
+                                           eval_sequences=64),
+                     TaskSettings([50, 100, 200], hidden_size=64, steps=2000, lr=5e-3),
+                     context.adding_lengths, 2)
 
 
 def copy_settings(context: RunContext) -> TaskSettings:
-    if context.quick:
-        settings = TaskSettings([5, 10], hidden_size=8, steps=20, lr=1e-2, batch_size=16,
-                                eval_sequences=64)
-    else:
-        settings = TaskSettings([10, 20, 40], hidden_size=64, steps=3000, lr=1e-2)
-    settings.lengths = sorted(set(context.copy_lengths or settings.lengths))
-    settings.validate("--lengths", 1)
-    return settings
+    return _settings(context, TaskSettings([5, 10], hidden_size=8, steps=20, lr=1e-2, batch_size=16,
+                                           eval_sequences=64),
+                     TaskSettings([10, 20, 40], hidden_size=64, steps=3000, lr=1e-2),
+                     context.copy_lengths, 1)
 
 
 def _adding_loss(model, inputs, targets):
@@ -129,17 +128,14 @@ def train(task: str, kind: str, settings: TaskSettings, seed: int, show_progress
     make_batch, loss_fn, input_size, output_size, vocab = TASKS[task]
     torch.manual_seed(seed)
     model = RecurrentModel(kind, input_size, settings.hidden_size, output_size, vocab_size=vocab)
-    optimizer = make_optimizer(model, settings.lr)
     data = torch.Generator().manual_seed(seed)  # same batches for both architectures
-    with progress(settings.steps, f"{task} {kind}", show_progress) as bar:
-        for step in range(settings.steps):
-            length = settings.length_at(step, float(torch.rand((), generator=data)))
-            inputs, targets = make_batch(length, settings.batch_size, data)
-            loss = train_step(model, optimizer, loss_fn(model, inputs, targets))
-            bar.update()
-            if step % 25 == 0:
-                bar.set_postfix_str(f"loss {loss:.4f} T {length}")
-    return model.eval()
+
+    def next_batch(step: int):
+        length = settings.length_at(step, float(torch.rand((), generator=data)))
+        return make_batch(length, settings.batch_size, data)
+
+    return train_steps(f"{task} {kind}", model, settings.steps, next_batch, loss_fn, settings.lr,
+                       seed, show_progress).eval()
 
 
 @torch.no_grad()

@@ -16,10 +16,10 @@ import torch
 import torch.nn.functional as F
 
 from lstmkit.errors import UsageError
-from lstmkit.experiments.common import (KINDS, ExperimentResult, RecurrentModel, RunContext,
-                                        make_optimizer, progress, train_step)
+from lstmkit.data.vocabulary import Vocabulary
+from lstmkit.experiments.common import KINDS, ExperimentResult, RecurrentModel, RunContext, train_steps
 from lstmkit.experiments.plots import line_plot
-from lstmkit.experiments.stories import StoryConfig, Vocabulary, make_story
+from lstmkit.experiments.stories import StoryConfig, make_story, story_vocabulary
 
 NAME = "cliff"
 TITLE = "Cliff: remembering across a distance"
@@ -56,7 +56,7 @@ class CliffSettings:
         if bad:
             raise UsageError(f"--distances must be >= 0 tokens, got {bad[0]}")
         if self.hidden_size < 1 or self.steps < 1:
-            raise UsageError("--hidden and --steps must be >= 1")
+            raise ValueError("the hidden size and the number of steps must be >= 1")
 
 
 def make_batch(distance: int, count: int, config: StoryConfig, vocab: Vocabulary,
@@ -96,28 +96,26 @@ def sample_distance(reach: int, rng: random.Random) -> int:
 
 def train(kind: str, settings: CliffSettings, seed: int, show_progress: bool) -> RecurrentModel:
     """Train one architecture; the data stream depends only on the seed, not on the kind."""
-    vocab = Vocabulary()
+    vocab = story_vocabulary()
     torch.manual_seed(seed)
     model = build_model(kind, settings, vocab)
-    optimizer = make_optimizer(model, settings.lr)
     rng = random.Random(seed)
-    with progress(settings.steps, f"cliff {kind}", show_progress) as bar:
-        for step in range(settings.steps):
-            reach = curriculum_reach(step, settings)
-            ids, answers = make_batch(sample_distance(reach, rng), settings.batch_size,
-                                      settings.stories, vocab, rng)
-            logits = model(ids)[:, -1]  # (B, species) at the probe's last word
-            loss = train_step(model, optimizer, F.cross_entropy(logits, answers))
-            bar.update()
-            if step % 25 == 0:
-                bar.set_postfix_str(f"loss {loss:.3f} reach {reach}")
-    return model.eval()
+
+    def next_batch(step: int):
+        reach = curriculum_reach(step, settings)
+        return make_batch(sample_distance(reach, rng), settings.batch_size, settings.stories, vocab, rng)
+
+    def loss(model, ids, answers):
+        return F.cross_entropy(model(ids)[:, -1], answers)  # (B, species) at the probe's last word
+
+    return train_steps(f"cliff {kind}", model, settings.steps, next_batch, loss, settings.lr, seed,
+                       show_progress).eval()
 
 
 @torch.no_grad()
 def evaluate(model: RecurrentModel, settings: CliffSettings, seed: int) -> dict[int, float]:
     """Accuracy per distance on stories the model never saw (same stories for every model)."""
-    vocab = Vocabulary()
+    vocab = story_vocabulary()
     accuracy = {}
     for distance in settings.distances:
         rng = random.Random(f"cliff-eval-{seed}-{distance}")

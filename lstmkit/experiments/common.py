@@ -1,8 +1,6 @@
-"""Plumbing shared by the experiments: models, seeding, progress bars, tables, the run context."""
+"""Plumbing shared by the experiments: models, their training, tables, the run context."""
 from __future__ import annotations
 
-import sys
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -10,6 +8,7 @@ import torch
 from torch import nn
 
 import lstmkit
+from lstmkit.training import TrainConfig, TrainSpec, fit
 
 KINDS = ("rnn", "lstm")
 
@@ -48,44 +47,31 @@ class RecurrentModel(nn.Module):
         return self.forward_embedded(self.embed(inputs))
 
 
-def make_optimizer(model: nn.Module, lr: float) -> torch.optim.Optimizer:
-    return torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+class _Stream:
+    """`steps` batches made one at a time by `make()`, with a length for the progress bar."""
+
+    def __init__(self, steps: int, make: Callable[[int], Any]):
+        self.steps, self.make = steps, make
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __iter__(self):
+        return (self.make(step) for step in range(self.steps))
 
 
-def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss: torch.Tensor,
-               clip: float = 1.0) -> float:
-    """One update with gradient-norm clipping (tanh RNNs explode on long sequences without it)."""
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    nn.utils.clip_grad_norm_(model.parameters(), clip)
-    optimizer.step()
-    return float(loss.detach())
+def train_steps(name: str, model: nn.Module, steps: int, make_batch: Callable[[int], Any],
+                loss: Callable[..., torch.Tensor], lr: float, seed: int, show_progress: bool,
+                clip: float = 1.0) -> nn.Module:
+    """Train `model` in place for `steps` Adam updates through the one training loop (one epoch,
+    nothing saved), with gradient-norm clipping (tanh RNNs explode on long sequences without it).
 
-
-class _NoBar:
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def set_postfix_str(self, text: str) -> None:
-        pass
-
-
-@contextmanager
-def progress(total: int, description: str, enabled: bool):
-    """A tqdm bar on stderr when enabled and tqdm is installed; otherwise a silent stand-in."""
-    if not enabled:
-        yield _NoBar()
-        return
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        yield _NoBar()
-        return
-    bar = tqdm(total=total, desc=description, leave=False, file=sys.stderr, dynamic_ncols=True)
-    try:
-        yield bar
-    finally:
-        bar.close()
+    make_batch(step) -> a tuple of tensors; loss(model, *batch) -> the scalar to minimise."""
+    config = TrainConfig(out=None, epochs=1, lr=lr, clip=clip, seed=seed, device="cpu", amp=False,
+                         progress=show_progress)
+    fit(TrainSpec(task=name, model=model, model_config={}, train_batches=_Stream(steps, make_batch),
+                  step=lambda model, batch, state: loss(model, *batch), log=None), config)
+    return model
 
 
 def format_table(headers: list[str], rows: list[list[Any]]) -> str:

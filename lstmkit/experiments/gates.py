@@ -15,11 +15,12 @@ import time
 import torch
 
 import lstmkit
+from lstmkit.data.vocabulary import Vocabulary
 from lstmkit.experiments import cliff
 from lstmkit.experiments.common import ExperimentResult, RunContext
 from lstmkit.experiments.plots import gate_heatmap
 from lstmkit.experiments.report import write_viewer_page
-from lstmkit.experiments.stories import ALL_SPECIES, Story, Vocabulary, make_story
+from lstmkit.experiments.stories import ALL_SPECIES, Story, make_story, story_vocabulary
 
 NAME = "gates"
 TITLE = "What the gates did"
@@ -48,6 +49,25 @@ def species_r2(values: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return 1.0 - within / total                                            # (H,)
 
 
+def unit_statistics(record, stories: list[Story], offsets: list[int], mention: torch.Tensor,
+                    units: list[int], distance: int) -> dict[str, float]:
+    """The chosen units' gates and cell changes, per story over its own positions, averaged."""
+    # |c_t - c_{t-1}|: how much the cell is rewritten at each step (the cell before step 0 is 0).
+    cell_change = (record.c - torch.cat([torch.zeros_like(record.c[:, :1]), record.c[:, :-1]], 1)).abs()
+    values: dict[str, list] = {name: [] for name in (
+        "forget_gate_over_distractors", "input_gate_at_my_pets_species", "input_gate_over_distractors",
+        "cell_change_at_my_pets_introduction", "cell_change_over_distractors")}
+    for b, story in enumerate(stories):
+        distractors = slice(offsets[b] + story.probe_start - distance, offsets[b] + story.probe_start)
+        my_intro = slice(int(mention[b]), int(mention[b]) + 4)  # "dog named cliff ."
+        values["forget_gate_over_distractors"].append(record.f[b, distractors][:, units].mean())
+        values["input_gate_at_my_pets_species"].append(record.i[b, mention[b], units].mean())
+        values["input_gate_over_distractors"].append(record.i[b, distractors][:, units].mean())
+        values["cell_change_at_my_pets_introduction"].append(cell_change[b, my_intro][:, units].mean())
+        values["cell_change_over_distractors"].append(cell_change[b, distractors][:, units].mean())
+    return {name: float(torch.stack(v).mean()) for name, v in values.items()}
+
+
 def story_distance(context: RunContext, settings: cliff.CliffSettings) -> int:
     """A distance long enough to show holding, short enough for one readable row of words."""
     longest = max(settings.distances)
@@ -59,7 +79,7 @@ def run(context: RunContext, out_dir) -> ExperimentResult:
     started = time.perf_counter()
     settings = cliff.settings_for(context)
     model = cliff.trained_models(context, settings)["lstm"]
-    vocab = Vocabulary()
+    vocab = story_vocabulary()
     distance = story_distance(context, settings)
     rng = random.Random(f"gates-{context.seed}")
     count = 64 if context.quick else STORIES
@@ -85,31 +105,13 @@ def run(context: RunContext, out_dir) -> ExperimentResult:
         informative = r2.argsort(descending=True)[:TOP_UNITS]
     units = informative[forget_per_unit[informative].argsort(descending=True)][:TOP_UNITS].tolist()
 
-    # Gate statistics for the chosen units, per story, over its own positions.
-    # |c_t - c_{t-1}|: how much the cell is rewritten at each step (the cell before step 0 is 0).
-    cell_change = (record.c - torch.cat([torch.zeros_like(record.c[:, :1]), record.c[:, :-1]], 1)).abs()
-    forget_hold, input_at_mention, input_over_distractors = [], [], []
-    change_at_intro, change_over_distractors = [], []
-    for b, story in enumerate(stories):
-        distractors = slice(offsets[b] + story.probe_start - distance, offsets[b] + story.probe_start)
-        my_intro = slice(int(mention[b]), int(mention[b]) + 4)  # "dog named cliff ."
-        forget_hold.append(record.f[b, distractors][:, units].mean())
-        input_at_mention.append(record.i[b, mention[b], units].mean())
-        input_over_distractors.append(record.i[b, distractors][:, units].mean())
-        change_at_intro.append(cell_change[b, my_intro][:, units].mean())
-        change_over_distractors.append(cell_change[b, distractors][:, units].mean())
-    metrics = {
-        "distance": distance,
-        "units": units,
-        "species_r2": [float(r2[u]) for u in units],
-        "mean_species_r2_all_units": float(r2.mean()),
-        "forget_gate_over_distractors": float(torch.stack(forget_hold).mean()),
-        "input_gate_at_my_pets_species": float(torch.stack(input_at_mention).mean()),
-        "input_gate_over_distractors": float(torch.stack(input_over_distractors).mean()),
-        "forget_gate_all_units_over_distractors": float(forget_per_unit.mean()),
-        "cell_change_at_my_pets_introduction": float(torch.stack(change_at_intro).mean()),
-        "cell_change_over_distractors": float(torch.stack(change_over_distractors).mean()),
-    }
+    stats = unit_statistics(record, stories, offsets, mention, units, distance)
+    order = ("forget_gate_over_distractors", "input_gate_at_my_pets_species",
+             "input_gate_over_distractors", "forget_gate_all_units_over_distractors",
+             "cell_change_at_my_pets_introduction", "cell_change_over_distractors")
+    stats["forget_gate_all_units_over_distractors"] = float(forget_per_unit.mean())
+    metrics = {"distance": distance, "units": units, "species_r2": [float(r2[u]) for u in units],
+               "mean_species_r2_all_units": float(r2.mean()), **{name: stats[name] for name in order}}
 
     shown = 0  # the first story: draw its words with the chosen units' gates
     real = slice(offsets[shown], ids.shape[1])

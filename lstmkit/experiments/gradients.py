@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from lstmkit.experiments import cliff
 from lstmkit.experiments.common import KINDS, ExperimentResult, RunContext
 from lstmkit.experiments.plots import line_plot
-from lstmkit.experiments.stories import Vocabulary
+from lstmkit.experiments.stories import story_vocabulary
 
 NAME = "gradients"
 TITLE = "Vanishing gradients, measured"
@@ -44,7 +44,7 @@ def run(context: RunContext, out_dir) -> ExperimentResult:
     started = time.perf_counter()
     settings = cliff.settings_for(context)
     trained = cliff.trained_models(context, settings)
-    vocab = Vocabulary()
+    vocab = story_vocabulary()
     distance = max(settings.distances)
     ids, answers = cliff.make_batch(distance, STORIES, settings.stories, vocab,
                                     random.Random(f"gradients-{context.seed}"))

@@ -1,60 +1,73 @@
-"""Command-line options shared by `lstmkit demo` and `lstmkit experiment`, and their checks."""
+"""The settings of `lstmkit demo` and `lstmkit experiment`, with their flags and checks."""
 from __future__ import annotations
 
-import argparse
 import time
+from dataclasses import dataclass
 
 import torch
 
-from lstmkit.errors import UsageError
 from lstmkit.experiments.common import RunContext
+from lstmkit.recipe import at_least, option, section
 
 
-def add_common_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", metavar="DIR",
-                        help="folder for metrics.json, the PNG plots and report.html "
-                             "(default: runs/<command>-<date>-<time>)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for data and weights (default 0)")
-    parser.add_argument("--quick", action="store_true",
-                        help="tiny models and a few steps: a smoke test in seconds, not a result")
-    # One thread by default: these models are small (hidden 64), so a second thread gains little,
-    # and on a shared machine two threads ran 2.5-5x slower than one (measured, LSTM H=64 B=64).
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads (default 1: fastest for these small models on a busy machine)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    cliff = parser.add_argument_group("Cliff stories (cliff, gradients, gates)")
-    cliff.add_argument("--distances", metavar="D,D,...",
-                       help="distractor tokens between the pets and the probe (default 0,2,5,10,20,50,100,200)")
-    cliff.add_argument("--species", type=int, help="species to draw from, 2-8 (default 6; chance = 1/species)")
-    cliff.add_argument("--names", type=int, help="pet names to draw from, 2-12 (default 10)")
-    cliff.add_argument("--pets", type=int, help="pets per story, mine and other people's (default 2)")
+def _non_negative(values) -> str | None:
+    return None if values is None or min(values) >= 0 else "must be >= 0 tokens"
 
 
-def parse_int_list(text: str | None, flag: str) -> list[int] | None:
-    if text is None:
-        return None
-    try:
-        values = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise UsageError(f"{flag} wants comma-separated whole numbers like 5,10,20, got {text!r}") from None
-    if not values:
-        raise UsageError(f"{flag} wants at least one number, got {text!r}")
-    return values
+@dataclass
+class RunOptions:
+    out: str | None = option(None, "folder for metrics.json, the PNG plots and report.html",
+                             metavar="DIR", default_text="runs/<command>-<date>-<time>")
+    seed: int = option(0, "seed for data and weights", check=at_least(0))
+    quick: bool = option(False, "tiny models and a few steps: a smoke test in seconds, not a result")
+    # One thread by default: these models are small (hidden 64), and on a shared machine a second
+    # thread waits on the first more than it helps (docs/demo.md has the measurements).
+    threads: int = option(1, "torch CPU threads (one is fastest for these small models on a busy "
+                          "machine)", check=at_least(1))
+    progress: bool = option(True, "progress bars")
 
 
-def context_from_args(args: argparse.Namespace) -> RunContext:
-    """Check every setting before any work starts, then configure torch."""
-    if args.seed < 0:
-        raise UsageError(f"--seed must be >= 0, got {args.seed}")
-    if args.threads < 1:
-        raise UsageError(f"--threads must be >= 1, got {args.threads}")
-    distances = parse_int_list(args.distances, "--distances")
-    if distances and min(distances) < 0:
-        raise UsageError(f"--distances must be >= 0 tokens, got {min(distances)}")
-    torch.set_num_threads(args.threads)
-    context = RunContext(seed=args.seed, quick=args.quick, show_progress=not args.no_progress)
-    context.cliff_options = {"distances": distances, "species": args.species, "names": args.names,
-                             "pets": args.pets}
+@dataclass
+class StoryOptions:
+    distances: tuple[int, ...] | None = option(None, "distractor tokens between the pets and the probe",
+                                               metavar="D,D,...", check=_non_negative,
+                                               default_text="0,2,5,10,20,50,100,200")
+    species: int | None = option(None, "species to draw from, 2-8 (chance = 1/species)",
+                                 default_text="6", check=at_least(1))
+    names: int | None = option(None, "pet names to draw from, 2-12", default_text="10",
+                               check=at_least(1))
+    pets: int | None = option(None, "pets per story, mine and other people's", default_text="2",
+                              check=at_least(1))
+
+
+@dataclass
+class DemoRecipe:
+    run: RunOptions = section(RunOptions, "run")
+    stories: StoryOptions = section(StoryOptions, "Cliff stories (cliff, gradients, gates)")
+
+
+@dataclass
+class ChosenExperiments:
+    experiments: tuple[str, ...] = option((), "the experiments to run", nargs="+", metavar="NAME")
+    lengths: tuple[int, ...] | None = option(None, "sequence lengths for adding or copy blanks",
+                                             metavar="T,T,...",
+                                             default_text="adding 50,100,200; copy 10,20,40")
+
+
+@dataclass
+class ExperimentRecipe:
+    chosen: ChosenExperiments = section(ChosenExperiments, "experiments")
+    run: RunOptions = section(RunOptions, "run")
+    stories: StoryOptions = section(StoryOptions, "Cliff stories (cliff, gradients, gates)")
+
+
+def context_from(run: RunOptions, stories: StoryOptions) -> RunContext:
+    """The experiments' shared settings; configures torch's threads."""
+    torch.set_num_threads(run.threads)
+    context = RunContext(seed=run.seed, quick=run.quick, show_progress=run.progress)
+    context.cliff_options = {"distances": list(stories.distances) if stories.distances else None,
+                             "species": stories.species, "names": stories.names,
+                             "pets": stories.pets}
     return context
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+from lstmkit.training import atomic
+
 COLORS = {"tanh RNN": "#d62728", "LSTM": "#1f77b4", "memoryless": "#444444"}
 
 
@@ -15,11 +17,10 @@ def _pyplot():
 
 
 def _save(fig, path: Path) -> str:
-    """Write atomically (temp file, then rename) so an interrupted run never leaves half a PNG."""
-    temporary = path.with_suffix(".tmp.png")
-    fig.savefig(temporary, dpi=110, bbox_inches="tight")
+    """Write atomically, so an interrupted run never leaves half a PNG."""
+    atomic.write_file(path, lambda temporary: fig.savefig(temporary, dpi=110, bbox_inches="tight",
+                                                          format="png"))
     _pyplot().close(fig)
-    temporary.replace(path)
     return path.name
 
 

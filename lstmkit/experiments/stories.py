@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from lstmkit.data.vocabulary import PAD, Vocabulary
 from lstmkit.errors import UsageError
 
 ALL_SPECIES = ["dog", "cat", "parrot", "rabbit", "hamster", "turtle", "goldfish", "pony"]
@@ -85,20 +86,10 @@ def _all_words() -> list[str]:
     return sorted(words)
 
 
-class Vocabulary:
-    """Word <-> id. Id 0 is padding; the word list is fixed, so ids never depend on the seed."""
-
-    PAD = "<pad>"
-
-    def __init__(self) -> None:
-        self.words = [self.PAD] + _all_words()
-        self.index = {word: i for i, word in enumerate(self.words)}
-
-    def __len__(self) -> int:
-        return len(self.words)
-
-    def encode(self, tokens: list[str]) -> list[int]:
-        return [self.index[t] for t in tokens]
+def story_vocabulary() -> Vocabulary:
+    """Word <-> id over every word a story can hold; id 0 is padding. The word list is fixed, so
+    ids never depend on the seed."""
+    return Vocabulary([PAD] + _all_words(), pad=PAD)
 
 
 def _fill(template: str, rng: random.Random) -> list[str]:

@@ -1,23 +1,11 @@
-"""Ready tasks. Each task module exposes the protocol used by `lstmkit train` / `lstmkit predict`:
+"""Ready tasks, one package each: its settings (config.py, which are also its flags), its model,
+and how it trains, evaluates and predicts.
 
-    NAME: str
-    HELP: str                              one line for --help
-    add_train_args(parser) -> None
-    train_main(args) -> int
-    add_predict_args(parser) -> None       (tasks that predict)
-    predict_main(args) -> int
-
-Task modules are imported only when their command runs.
+Every task package exposes NAME (the name on the command line and in checkpoints), HELP (one line
+for --help), MODEL (a saved_model.ModelKind: how its checkpoints rebuild the model), TrainRecipe
+and train_main(recipe) -> exit status; tasks that predict also PredictRecipe and predict_main.
 """
+from lstmkit.tasks import forecast, language_model, sentiment, seqmnist
 
-# task name on the command line -> module under lstmkit.tasks
-TRAIN_TASKS = {
-    "sentiment": "lstmkit.tasks.sentiment",
-    "lm": "lstmkit.tasks.language_model",
-    "forecast": "lstmkit.tasks.forecast",
-    "seqmnist": "lstmkit.tasks.seqmnist",
-}
-PREDICT_TASKS = {
-    "sentiment": "lstmkit.tasks.sentiment",
-    "forecast": "lstmkit.tasks.forecast",
-}
+TASKS = {task.NAME: task for task in (sentiment, language_model, forecast, seqmnist)}
+PREDICTING = {name: task for name, task in TASKS.items() if hasattr(task, "PredictRecipe")}

@@ -50,22 +50,24 @@ class LanguageModelView(TaskView):
     task = "lm"
 
     def __init__(self, directory, checkpoint) -> None:
-        from lstmkit.data.corpus import TokenVocabulary
-        from lstmkit.tasks.language_model import model_from_config
+        from lstmkit.data.vocabulary import Vocabulary
+        from lstmkit.tasks import language_model
+        from lstmkit.tasks.saved_model import load_model
 
         super().__init__(directory, checkpoint)
-        self.vocab = TokenVocabulary.from_dict(checkpoint.extras["vocab"])
-        self.model = model_from_config(checkpoint.model_config)
-        self.model.load_state_dict(checkpoint.state_dict)
+        loaded = load_model(directory, language_model.MODEL)
+        self.model, self.level = loaded.model, loaded.config.level
+        self.vocab = Vocabulary.from_json(loaded.extras["vocab"])
 
     def view(self, text: str) -> View:
-        from lstmkit.data.corpus import EOS, tokenize
+        from lstmkit.data.tokenizer import EOS, Tokenizer
+        from lstmkit.tasks.language_model.train import encode
 
-        tokens = tokenize(text, self.vocab.level)
+        tokens = Tokenizer(self.level)(text)
         if not tokens:
             raise UsageError("the input has no tokens to show")
-        ids = self.vocab.encode(tokens, what="the input").view(1, -1)  # (1, T); refuses unseen characters
-        labels = ["\n" if t == EOS else t for t in self.vocab.itos]
+        ids = encode(self.vocab, tokens, self.level, "the input").view(1, -1)  # (1, T); unseen chars refused
+        labels = ["\n" if t == EOS else t for t in self.vocab.tokens]
         collector = NextTokenCollector(labels)
 
         def run():
@@ -75,9 +77,9 @@ class LanguageModelView(TaskView):
                 collector.add(scores[0])
 
         _, traces = traced(self.model, run)
-        unknown = [t not in self.vocab.stoi for t in tokens] if self.vocab.level == "word" else None
+        unknown = [t not in self.vocab.index for t in tokens] if self.level == "word" else None
         shown = ShownInput(["\n" if t == EOS else t for t in tokens],
-                           joiner="" if self.vocab.level == "char" else " ", unknown=unknown)
+                           joiner="" if self.level == "char" else " ", unknown=unknown)
         return shown, traces, collector.prediction()
 
 
@@ -85,17 +87,18 @@ class SentimentView(TaskView):
     task = "sentiment"
 
     def __init__(self, directory, checkpoint) -> None:
-        from lstmkit.tasks.sentiment import load_model
+        from lstmkit.tasks.sentiment.predict import load
 
         super().__init__(directory, checkpoint)
-        self.model, self.vocab, self.labels, self.config = load_model(directory, torch.device("cpu"))
+        loaded, self.vocab, self.labels = load(directory)
+        self.model, self.config = loaded.model, loaded.config
 
     def view(self, text: str) -> View:
         from lstmkit.data.batching import truncate
-        from lstmkit.data.text import tokenize
+        from lstmkit.data.tokenizer import Tokenizer
 
-        every = tokenize(text, self.config["lowercase"])
-        tokens = truncate(every, self.config["max_len"])
+        every = Tokenizer("text", lowercase=self.config.lowercase)(text)
+        tokens = truncate(every, self.config.max_len)
         if not tokens:
             raise UsageError("the input has no words to show")
         ids = torch.tensor([self.vocab.encode(tokens)])  # (1, T)
@@ -122,31 +125,35 @@ class ForecastView(TaskView):
     input_kind = "series"
 
     def __init__(self, directory, checkpoint) -> None:
-        from lstmkit.tasks.forecast import load_forecaster
+        from lstmkit.data.series import StandardScaler
+        from lstmkit.tasks import forecast
+        from lstmkit.tasks.saved_model import load_model
 
         super().__init__(directory, checkpoint)
-        self.model, self.config, self.scaler = load_forecaster(directory)
+        loaded = load_model(directory, forecast.MODEL)
+        self.model, self.config = loaded.model, loaded.config
+        self.scaler = StandardScaler.from_dict(loaded.extras["scaler"])
 
     def view(self, path: str) -> View:
         from lstmkit.data.series import read_series_csv
-        from lstmkit.tasks import forecast
+        from lstmkit.tasks.forecast.model import to_model_space, to_original_units
 
-        raw = read_series_csv(path, self.config["columns"], missing=self.config["missing"]).values  # (T, C)
-        scaled = self.scaler.transform(forecast._to_model_space(raw, self.config["log"], path))
+        raw = read_series_csv(path, list(self.config.columns), missing=self.config.missing).values  # (T, C)
+        scaled = self.scaler.transform(to_model_space(raw, self.config.log, path))
         inputs = torch.from_numpy(scaled.astype(np.float32))[None]  # (1, T, C)
         steps = inputs.shape[1]
         _, traces = traced(self.model, lambda: self.model(inputs))
         with torch.no_grad():
             outputs, _ = self.model.lstm(inputs)  # (1, T, H)
             heads = self.model.head(outputs[0])  # (T, horizon)
-            shortest = self.config["season"] if self.config.get("baseline") == "seasonal" else 1
+            shortest = self.config.season if self.config.baseline == "seasonal" else 1
             scaled_forecasts = np.full(heads.shape, np.nan)
             for t in range(shortest - 1, steps):
                 scaled_forecasts[t] = (self.model.base_forecast(inputs[:, :t + 1])[0] + heads[t]).numpy()
-        forecasts = forecast._to_original_units(scaled_forecasts, self.scaler, self.config["log"])
+        forecasts = to_original_units(scaled_forecasts, self.scaler, self.config.log)
         target = raw[:, 0]
         note = (f"The model read the whole series in one pass; it was trained on windows of "
-                f"{self.config['window']} steps. The forecast at a step is the model's for the series up to it.")
+                f"{self.config.window} steps. The forecast at a step is the model's for the series up to it.")
         shown = ShownInput([f"{v:.4g}" for v in target], joiner=" ", series=target, note=note)
         return shown, traces, forecast_prediction(forecasts)
 
@@ -161,7 +168,7 @@ def classes_at_every_step(model: torch.nn.Module, ids: torch.Tensor, tokens: lis
 
 def load(directory: str | Path) -> TaskView:
     """The model of a run folder or checkpoint, for the tasks with text or series input."""
-    from lstmkit.checkpoint import load_checkpoint, run_or_checkpoint_dir
+    from lstmkit.training.checkpoint import load_checkpoint, run_or_checkpoint_dir
 
     directory = run_or_checkpoint_dir(directory)
     checkpoint = load_checkpoint(directory, task=None)

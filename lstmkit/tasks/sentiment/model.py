@@ -1,0 +1,130 @@
+"""The sentiment classifier: embedding -> (bi)LSTM -> pooling -> linear, and an ensemble of them.
+
+Each choice has a reason:
+- sequences are packed, so the LSTM never reads padding;
+- no hidden state is carried between batches: reviews are unrelated, every sequence starts from zero;
+- pooling over time (max and/or mean of the outputs) instead of only the last step: on a few
+  thousand reviews a sentiment cue anywhere in a long text reaches the classifier in one step;
+- softmax over C classes (cross-entropy), so two or more classes work alike.
+
+Optional (`ngram_buckets > 0`): a bag of hashed word unigrams and bigrams as a linear term added
+to the logits, trained jointly (fastText's idea, "wide and deep"). On a few thousand long reviews
+a linear n-gram model is hard to beat; the LSTM then learns what the bag misses (order, negation
+scope) instead of relearning word polarity from scratch. The report names such a model
+"LSTM + n-grams", not "LSTM".
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+import lstmkit
+from lstmkit.tasks.saved_model import ModelKind
+from lstmkit.tasks.sentiment.config import NAME, POOLINGS, SentimentModel, upgrade_v1
+
+PAD_ID = 0  # the vocabulary puts its padding token first
+
+
+class SentimentClassifier(nn.Module):
+    def __init__(self, vocab_size: int, num_classes: int, embedding_dim: int = 128,
+                 hidden_size: int = 128, num_layers: int = 1, bidirectional: bool = True,
+                 dropout: float = 0.5, embedding_dropout: float = 0.2, pooling: str = "max",
+                 backend: str = "auto", ngram_buckets: int = 0):
+        super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling {pooling!r}: expected one of {POOLINGS}")
+        self.pooling = pooling
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=PAD_ID)
+        self.embedding_dropout = nn.Dropout(embedding_dropout)
+        self.lstm = lstmkit.LSTM(embedding_dim, hidden_size, num_layers=num_layers, batch_first=True,
+                                 dropout=dropout if num_layers > 1 else 0.0,
+                                 bidirectional=bidirectional, backend=backend)
+        features = hidden_size * (2 if bidirectional else 1) * (2 if pooling == "max+mean" else 1)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(features, num_classes)
+        self.ngram_buckets = ngram_buckets
+        self.ngrams = nn.Embedding(ngram_buckets, num_classes) if ngram_buckets else None
+        if self.ngrams is not None:
+            nn.init.zeros_(self.ngrams.weight)  # starts as "no opinion", like a fresh logreg
+
+    def ngram_logits(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Sum of the hashed uni- and bigram weights over each text / sqrt(count): (B, C)."""
+        B, T = ids.shape
+        valid = torch.arange(T, device=ids.device)[None, :] < lengths.to(ids.device)[:, None]  # (B, T)
+        unigrams = ids % self.ngram_buckets  # (B, T)
+        # Bigram (a, b) -> a large-prime mix of both ids, folded into the table.
+        bigrams = (ids[:, :-1] * 1_000_003 + ids[:, 1:] * 7 + 1) % self.ngram_buckets  # (B, T-1)
+        buckets = torch.cat([unigrams, bigrams], dim=1)  # (B, 2T-1)
+        mask = torch.cat([valid, valid[:, 1:]], dim=1).to(self.ngrams.weight.dtype)  # (B, 2T-1)
+        summed = (self.ngrams(buckets) * mask[:, :, None]).sum(dim=1)  # (B, C)
+        return summed / mask.sum(dim=1, keepdim=True).clamp(min=1).sqrt()
+
+    def encode(self, ids: torch.Tensor, lengths: torch.Tensor):
+        """The packed LSTM over the (dropped-out) embeddings: (output PackedSequence, h_n)."""
+        x = self.embedding_dropout(self.embedding(ids))  # (B, T, E)
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, (h_n, _) = self.lstm(packed)
+        return out, h_n
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """ids (B, T) right-padded, lengths (B,) -> logits (B, C)."""
+        out, h_n = self.encode(ids, lengths)
+        if self.pooling == "last":
+            # h_n (layers*dirs, B, H): the top layer's final forward (and backward) states.
+            dirs = 2 if self.lstm.bidirectional else 1
+            features = torch.cat(list(h_n[-dirs:]), dim=1)  # (B, dirs*H)
+        else:
+            y, _ = pad_packed_sequence(out, batch_first=True)  # (B, T, dirs*H), zeros past the end
+            lengths = lengths.to(y.device)
+            mask = torch.arange(y.shape[1], device=y.device)[None, :] < lengths[:, None]  # (B, T)
+            pooled = []
+            if "max" in self.pooling:
+                pooled.append(y.masked_fill(~mask[:, :, None], float("-inf")).amax(dim=1))  # (B, D)
+            if "mean" in self.pooling:
+                pooled.append(y.sum(dim=1) / lengths[:, None].to(y.dtype))  # (B, D)
+            features = torch.cat(pooled, dim=1)
+        logits = self.head(self.dropout(features))  # (B, C)
+        if self.ngrams is not None:
+            logits = logits + self.ngram_logits(ids, lengths)
+        return logits
+
+
+class SentimentEnsemble(nn.Module):
+    """Classifiers trained from the same start with different seeds (shuffles, dropout masks),
+    predicting the mean of their class probabilities. On a few thousand reviews one model's errors
+    depend on its seed by a point or more; the mean of a few cancels much of that.
+
+    Returns log mean probabilities: used as logits, their softmax is that mean and their argmax
+    its class, so the training, evaluation and prediction code treat it like one classifier."""
+
+    def __init__(self, members: list[SentimentClassifier]):
+        super().__init__()
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        self.members = nn.ModuleList(members)
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        log_probs = torch.stack([torch.log_softmax(m(ids, lengths).float(), dim=1)
+                                 for m in self.members])  # (K, B, C)
+        return torch.logsumexp(log_probs, dim=0) - math.log(len(self.members))
+
+
+def build_classifier(config: SentimentModel, backend: str = "auto") -> SentimentClassifier:
+    """One untrained classifier as `config` describes it, running on engine `backend`."""
+    return SentimentClassifier(config.vocab_size, config.num_classes, config.embedding_dim,
+                               config.hidden_size, config.num_layers, config.bidirectional,
+                               config.dropout, config.embedding_dropout, config.pooling, backend,
+                               config.ngram_buckets)
+
+
+def build_model(config: SentimentModel, backend: str = "auto") -> nn.Module:
+    """The model a checkpoint describes: one classifier, or an ensemble of `config.ensemble`."""
+    if config.ensemble == 1:
+        return build_classifier(config, backend)
+    return SentimentEnsemble([build_classifier(config, backend) for _ in range(config.ensemble)])
+
+
+MODEL = ModelKind(task=NAME, config=SentimentModel, build=build_model, upgrade_v1=upgrade_v1)
