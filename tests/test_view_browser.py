@@ -63,7 +63,7 @@ def test_language_model_page_colours_hover_and_probe(browser, runs, tmp_path):
     assert console_errors(browser) == []
 
     task = load(runs["lm"])
-    ids = task.vocab.encode(list(text)).view(1, -1)
+    ids = torch.tensor(task.vocab.encode(list(text))).view(1, -1)
     expected = direct_trace(task.model, ids)
     shown, traces, _ = task.view(text)
     labels = [f"{t.module}|{t.layer}|{t.direction}" for t in traces]
@@ -80,7 +80,7 @@ def test_language_model_page_colours_hover_and_probe(browser, runs, tmp_path):
                 assert abs(float(shown_values[name]) - float(recorded[name][t, unit])) <= 1e-6, (name, t)
             for label, value in shown_values.items():
                 if label.startswith("p:"):
-                    index = task.vocab.stoi[label[2:]]
+                    index = task.vocab.index[label[2:]]
                     assert abs(float(value) - float(probs[t, index])) <= 1e-4
 
     check_hover([0, 5, len(text) - 1])
