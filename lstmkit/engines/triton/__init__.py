@@ -4,19 +4,23 @@
 Implements the recurrence contract (``lstmkit.engines.contract``) for the LSTM with every variant,
 the GRU and the tanh/relu RNN, both directions and packed batches, in float32 (exact products, no
 TF32), bfloat16 and float16 (tensor-core products, float32 accumulation and states). It runs CUDA
-tensors; on CPU tensors only under ``TRITON_INTERPRET=1``, Triton's interpreter, which the tests use.
+tensors, and CPU tensors only in Triton's interpreter: in a process started with TRITON_INTERPRET=1
+(the tests; Triton decides once per process, see ``launch.py``).
 How the work is cut into programs: ``plan.py``; the kernels: ``kernels/``; docs/gpu.md.
 """
 from __future__ import annotations
 
 import importlib.util
-import os
 
 import torch
 from torch import Tensor
 
 from lstmkit.engines.contract import (GRUResult, GRUWeights, LayerSpec, LSTMResult, LSTMState, LSTMWeights,
                                       Masks, RNNResult, RNNWeights, Steps)
+from lstmkit.engines.bptt.common import make_plan
+from lstmkit.engines.triton.gru_rnn_autograd import GRUFunction, RNNFunction
+from lstmkit.engines.triton.launch import Launch, failure, mode
+from lstmkit.engines.triton.lstm_autograd import LSTMFunction
 
 name = "triton"
 serves = ("LSTM (peepholes, layer norm, coupled gates, projection, recurrent dropout, zoneout), GRU and "
@@ -25,11 +29,6 @@ serves = ("LSTM (peepholes, layer norm, coupled gates, projection, recurrent dro
 
 DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 KINDS = ("LSTM", "GRU", "RNN_TANH", "RNN_RELU")
-
-
-def interpreting() -> bool:
-    """Whether CPU tensors may run on Triton's interpreter (slow; for tests)."""
-    return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
 def why_not(spec: LayerSpec) -> str | None:
@@ -43,25 +42,23 @@ def why_not(spec: LayerSpec) -> str | None:
         return "its kernels are launched from Python, which torch.compile, torch.export and ONNX export do not trace"
     device = torch.device(spec.device)
     if device.type == "cpu":
-        return None if interpreting() else "CPU tensors run only under TRITON_INTERPRET=1 (the interpreter, for tests)"
+        return None if mode() == "interpreted" else \
+            "CPU tensors run only in Triton's interpreter, in a process started with TRITON_INTERPRET=1 (tests)"
     if device.type != "cuda":
         return f"device {device.type} is not served"
+    if mode() == "interpreted":
+        return "TRITON_INTERPRET=1 was set when Triton was imported: this process interprets on the CPU"
     if not torch.cuda.is_available():
         return "CUDA is not available"
     major, _ = torch.cuda.get_device_capability(device)
     if major < 8 and spec.dtype == torch.bfloat16 or major < 7:
         return f"a GPU of compute capability {major}.x lacks the tensor-core products for {spec.dtype}"
-    from lstmkit.engines.triton.launch import failure
     kind = "RNN" if spec.kind.startswith("RNN") else spec.kind
     return failure(device, kind, spec.dtype)
 
 
 def lstm(xg: Tensor, state: LSTMState, weights: LSTMWeights, masks: Masks = Masks(),
          steps: Steps = Steps()) -> LSTMResult:
-    from lstmkit.engines.bptt.common import make_plan
-    from lstmkit.engines.triton.launch import Launch
-    from lstmkit.engines.triton.lstm_autograd import LSTMFunction
-
     count, batch, rows = xg.shape
     hidden, out = state.c.shape[-1], state.h.shape[-1]
     plan = make_plan(count, batch, steps.batch_sizes, steps.reverse)
@@ -74,10 +71,6 @@ def lstm(xg: Tensor, state: LSTMState, weights: LSTMWeights, masks: Masks = Mask
 
 
 def gru(xg: Tensor, h0: Tensor, weights: GRUWeights, steps: Steps = Steps()) -> GRUResult:
-    from lstmkit.engines.bptt.common import make_plan
-    from lstmkit.engines.triton.gru_rnn_autograd import GRUFunction
-    from lstmkit.engines.triton.launch import Launch
-
     count, batch, rows = xg.shape
     launch = Launch("GRU", xg, batch, rows // 3, rows // 3, 3)
     plan = make_plan(count, batch, steps.batch_sizes, steps.reverse)
@@ -85,10 +78,6 @@ def gru(xg: Tensor, h0: Tensor, weights: GRUWeights, steps: Steps = Steps()) -> 
 
 
 def rnn(xg: Tensor, h0: Tensor, weights: RNNWeights, steps: Steps = Steps()) -> RNNResult:
-    from lstmkit.engines.bptt.common import make_plan
-    from lstmkit.engines.triton.gru_rnn_autograd import RNNFunction
-    from lstmkit.engines.triton.launch import Launch
-
     if weights.nonlinearity not in ("tanh", "relu"):
         raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {weights.nonlinearity!r}")
     count, batch, hidden = xg.shape

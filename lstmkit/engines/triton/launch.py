@@ -1,6 +1,12 @@
 """One launch of a recurrence kernel: its tiling, the constants it is specialised on, stand-ins for
 the tensors a variant lacks, and what happens when a GPU cannot compile it.
 
+Triton decides once per process whether kernels are compiled or interpreted: ``triton.jit`` reads
+TRITON_INTERPRET when a function is decorated, its own library (``tl.zeros``, ``tl.sum`` ...)
+included, and an interpreted kernel cannot call a compiled helper nor the reverse. So the kernels
+run CUDA tensors in a process that imported Triton without TRITON_INTERPRET=1, and CPU tensors
+(the interpreter) in one that imported it with TRITON_INTERPRET=1 set; ``mode`` says which.
+
 A kernel that fails to compile or launch on a device is recorded: ``failure`` then names it for
 that device, kind and dtype, so the engine declines them from then on (``why_not``) and a layer
 choosing automatically moves to the next engine instead of failing again.
@@ -10,11 +16,32 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+import importlib
+import os
+import sys
+
 from lstmkit.engines.bptt.common import StepPlan
-from lstmkit.engines.triton import loader, plan as tiling_plan
+from lstmkit.engines.triton import plan as tiling_plan
 from lstmkit.errors import BackendUnavailable
 
 _FAILURES: dict[tuple[str, str, torch.dtype], str] = {}
+# While ``compile_check`` runs: called with (kernel, grid, arguments, constants) instead of a launch;
+# its ``multiprocessors`` sizes the tilings as on that GPU.
+_DRY_RUN: list = []
+
+
+def mode() -> str:
+    """"interpreted" or "compiled": what Triton's kernels are (or will be, once imported) in this process."""
+    language = sys.modules.get("triton.language")
+    if language is None:
+        return "interpreted" if os.environ.get("TRITON_INTERPRET", "0") == "1" else "compiled"
+    from triton.runtime.interpreter import InterpretedFunction
+    return "interpreted" if isinstance(language.standard.zeros, InterpretedFunction) else "compiled"
+
+
+def kernels() -> dict:
+    """name -> kernel (imported on first use, so that importing lstmkit never imports Triton)."""
+    return importlib.import_module("lstmkit.engines.triton.kernels").KERNELS
 
 
 def failure(device: torch.device, kind: str, dtype: torch.dtype) -> str | None:
@@ -36,10 +63,13 @@ class Launch:
     def __init__(self, kind: str, like: Tensor, batch: int, hidden: int, out: int, gates: int) -> None:
         self.kind, self.device, self.dtype = kind, like.device, like.dtype
         self.interpret = like.device.type != "cuda"
-        self.kernels = loader.kernels(self.interpret).KERNELS
-        self.tiling = tiling_plan.choose(batch, hidden, out, gates, like.dtype, like.device)
+        if not self.interpret:
+            sms = torch.cuda.get_device_properties(like.device).multi_processor_count
+        else:                                     # the interpreter, or compiling for a GPU (compile_check)
+            sms = _DRY_RUN[-1].multiprocessors if _DRY_RUN else None
+        self.tiling = tiling_plan.choose(batch, hidden, out, gates, like.dtype, sms)
         self.shape = {"H": hidden, "P": out, "G": gates}
-        reason = self.tiling.why_not(hidden, out, on_gpu=not self.interpret)
+        reason = self.tiling.why_not(hidden, out, on_gpu=sms is not None)
         if reason is not None:
             raise BackendUnavailable(f"triton engine: {self.tiling} cannot run H={hidden}, P={out}: {reason}")
 
@@ -60,22 +90,33 @@ class Launch:
             sizes[t] = n
         return torch.tensor(sizes, dtype=torch.int32, device=self.device)
 
-    def run(self, kernel: str, batch: int, args: list, options: dict[str, bool], resident: str = "") -> None:
-        """Launch ``kernel`` over grid (batch tiles, programs); None arguments get a stand-in."""
+    def prepare(self, kernel: str, batch: int, args: list, options: dict[str, bool], resident: str = ""):
+        """(grid, arguments, constants) of a launch; None arguments get a stand-in tensor."""
         t = self.tiling
         stand_in = next(a for a in args if isinstance(a, Tensor))
         args = [stand_in if a is None else a.contiguous() if isinstance(a, Tensor) else a for a in args]
         hidden, out = self.shape["H"], self.shape["P"]
+        on_chip = bool(resident and getattr(t, resident))
+        # the forward's products reduce over h (P wide), the backward's over the gate rows (H per gate)
+        chunk = t.chunk(on_chip, out if resident == "resident" else hidden)
         constants = dict(self.shape, TILES=t.tiles(hidden), P_TILES=t.tiles(out), BLOCK_B=t.block_b,
-                         BLOCK_H=t.block_h, BLOCK_K=t.block_k, PROGRAMS=t.programs,
-                         RESIDENT=bool(resident and getattr(t, resident)), INTERPRET=self.interpret, **options)
-        grid = (t.batch_tiles(batch), t.programs)
+                         BLOCK_H=t.block_h, BLOCK_K=chunk, PROGRAMS=t.programs, RESIDENT=on_chip,
+                         INTERPRET=self.interpret, **options)
+        return (t.batch_tiles(batch), t.programs), args, constants
+
+    def run(self, kernel: str, batch: int, args: list, options: dict[str, bool], resident: str = "") -> None:
+        """Launch ``kernel`` over grid (batch tiles, programs)."""
+        grid, args, constants = self.prepare(kernel, batch, args, options, resident)
+        if _DRY_RUN:
+            _DRY_RUN[-1](kernel, grid, args, constants, self.tiling)
+            return
         if self.interpret:
-            self.kernels[kernel][grid](*args, **constants)
+            kernels()[kernel][grid](*args, **constants)
             return
         try:
             with torch.cuda.device(self.device):
-                self.kernels[kernel][grid](*args, **constants, num_warps=t.num_warps)
+                kernels()[kernel][grid](*args, **constants, num_warps=self.tiling.num_warps,
+                                         num_stages=self.tiling.num_stages)
         except Exception as error:   # compile or launch failure: this engine declines from now on
             reason = f"{kernel} failed on {self.device} ({type(error).__name__}: {str(error)[:200]})"
             _FAILURES[(str(self.device), self.kind, self.dtype)] = reason
