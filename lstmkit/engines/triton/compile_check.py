@@ -116,3 +116,42 @@ def compiled_for(target, multiprocessors: int = 132):
         yield compiler.report
     finally:
         launches._DRY_RUN.remove(compiler)
+
+
+def _default_tilings_table(hiddens: list[int], batches: list[int], dtypes: list[str], variant: dict) -> None:
+    """Compile forward and backward with the default tilings at each size; print ptxas's usage."""
+    from triton.backends.compiler import GPUTarget
+
+    from lstmkit.engines import triton as engine
+    from lstmkit.engines.contract import LSTMState, LSTMWeights
+
+    print("| dtype | B | H | kernel | programs | block_h | warps | resident | registers | spilled bytes | shared KiB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for dtype in dtypes:
+        for hidden in hiddens:
+            for batch in batches:
+                kw = dict(dtype=getattr(torch, dtype), requires_grad=True)
+                norm = ({"ln_hh": torch.ones(4 * hidden, **kw), "ln_c_w": torch.ones(hidden, **kw),
+                         "ln_c_b": torch.zeros(hidden, **kw)} if variant.get("layer_norm") else {})
+                with compiled_for(GPUTarget("cuda", 90, 32)) as report:
+                    y = engine.lstm(torch.zeros(2, batch, 4 * hidden, **kw),
+                                    LSTMState(torch.zeros(batch, hidden, **kw), torch.zeros(batch, hidden, **kw)),
+                                    LSTMWeights(torch.zeros(4 * hidden, hidden, **kw), **norm)).y
+                    y.sum().backward()
+                for c in report:
+                    k = c.constants
+                    print(f"| {dtype} | {batch} | {hidden} | {c.kernel} | {k['PROGRAMS']} | {k['BLOCK_H']} | "
+                          f"{c.options['num_warps']} | {k['RESIDENT']} | {c.registers} | {c.spilled_bytes} | "
+                          f"{c.shared_bytes // 1024} |", flush=True)
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Registers and spills of the default tilings on an H100/H200")
+    parser.add_argument("--hidden", type=int, nargs="+", default=[128, 256, 768])
+    parser.add_argument("--batch", type=int, nargs="+", default=[1, 16, 64])
+    parser.add_argument("--dtype", nargs="+", default=["bfloat16", "float32"])
+    parser.add_argument("--layer-norm", action="store_true")
+    args = parser.parse_args()
+    _default_tilings_table(args.hidden, args.batch, args.dtype, {"layer_norm": args.layer_norm})
