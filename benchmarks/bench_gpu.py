@@ -12,7 +12,8 @@ float32 is float32 for cuDNN and Triton alike.
   tilings     alternative tilings (lstmkit.engines.triton.plan) at three sizes, forward, beside the
               default: what the next change of plan.choose should be based on
 Kernels are compiled first, in parallel processes (Triton's disk cache then serves this process).
-Writes OUT_DIR/gpu_NAME.json and .md with the GPU, driver, CUDA, torch and triton versions.
+Writes OUT_DIR/gpu_NAME.json and .md with the GPU, driver, CUDA, torch and triton versions, after
+each section; a row that would start after --budget seconds is left out and said so.
 --cpu-dry-run runs every part at tiny sizes on the CPU (Triton's interpreter; needs
 TRITON_INTERPRET=1) to check the script itself, writing to a temporary folder.
 """
@@ -144,45 +145,65 @@ def compile_all(jobs: list[tuple], workers: int) -> float:
     return time.time() - start
 
 
-def table(sizes: dict, device: str, gpu: bool) -> list[dict]:
-    rows, measure = [], timer(gpu)
+class OutOfTime(Exception):
+    """The budget is spent: the remaining rows are left out."""
+
+
+def check_budget(deadline: float, what: str) -> None:
+    if time.time() > deadline:
+        print(f"out of time: {what} and what follows it left out", flush=True)
+        raise OutOfTime(what)
+
+
+def compare(row: dict, layer: Layer, other: str, other_fn, measure_other, measure_triton) -> None:
+    """Forward and forward+backward of ``other`` and triton into ``row``; a contender that fails is
+    recorded as an error, and the rest still runs."""
+    for part, backward in (("forward", False), ("forward_backward", True)):
+        for who, fn, measure in ((other, other_fn, measure_other), ("triton", layer.triton, measure_triton)):
+            try:
+                row[f"{part}_{who}_ms"] = measure(layer.timed(fn, backward))
+            except Exception as error:   # e.g. a dtype cuDNN lacks: a result, not the end of the run
+                row.setdefault("errors", []).append(f"{part} {who}: {type(error).__name__}: {str(error)[:200]}")
+        if f"{part}_{other}_ms" in row and f"{part}_triton_ms" in row:
+            row[f"{part}_speedup"] = row[f"{part}_{other}_ms"] / row[f"{part}_triton_ms"]
+    print(json.dumps(row), flush=True)
+
+
+def table(sizes: dict, device: str, gpu: bool, deadline: float, rows: list) -> None:
+    measure = timer(gpu)
     for dtype in sizes["dtypes"]:
         for hidden in sizes["hiddens"]:
             for batch in sizes["batches"]:
+                check_budget(deadline, f"table {dtype} H={hidden} B={batch}")
                 layer = Layer(dtype, batch, hidden, sizes["steps"], device)
-                with torch.no_grad():
-                    gap = (layer.triton().float() - layer.cudnn_forward().float()).abs().max().item()
-                row = {"dtype": dtype, "batch": batch, "hidden": hidden, "steps": sizes["steps"],
-                       "max_difference_to_cudnn": gap}
-                for part, backward in (("forward", False), ("forward_backward", True)):
-                    row[f"{part}_cudnn_ms"] = measure(layer.timed(layer.cudnn_forward, backward))
-                    row[f"{part}_triton_ms"] = measure(layer.timed(layer.triton, backward))
-                    row[f"{part}_speedup"] = row[f"{part}_cudnn_ms"] / row[f"{part}_triton_ms"]
-                row["triton_us_per_step"] = 1e3 * row["forward_triton_ms"] / sizes["steps"]
-                print(json.dumps(row), flush=True)
+                row = {"dtype": dtype, "batch": batch, "hidden": hidden, "steps": sizes["steps"]}
+                try:
+                    with torch.no_grad():
+                        row["max_difference_to_cudnn"] = \
+                            (layer.triton().float() - layer.cudnn_forward().float()).abs().max().item()
+                except Exception as error:
+                    row["errors"] = [f"forward: {type(error).__name__}: {str(error)[:200]}"]
+                compare(row, layer, "cudnn", layer.cudnn_forward, measure, measure)
+                if "forward_triton_ms" in row:
+                    row["triton_us_per_step"] = 1e3 * row["forward_triton_ms"] / sizes["steps"]
                 rows.append(row)
-    return rows
 
 
-def layer_norm_rows(sizes: dict, device: str, gpu: bool) -> list[dict]:
-    rows, fast, slow = [], timer(gpu), timer(gpu, slow=True)
+def layer_norm_rows(sizes: dict, device: str, gpu: bool, deadline: float, rows: list) -> None:
     for dtype, batch, hidden in sizes["norm"]:
+        check_budget(deadline, f"layer norm {dtype} H={hidden} B={batch}")
         layer = Layer(dtype, batch, hidden, sizes["steps"], device, layer_norm=True)
         row = {"dtype": dtype, "batch": batch, "hidden": hidden, "steps": sizes["steps"]}
-        for part, backward in (("forward", False), ("forward_backward", True)):
-            row[f"{part}_reference_ms"] = slow(layer.timed(layer.reference, backward))
-            row[f"{part}_triton_ms"] = fast(layer.timed(layer.triton, backward))
-            row[f"{part}_speedup"] = row[f"{part}_reference_ms"] / row[f"{part}_triton_ms"]
-        print(json.dumps(row), flush=True)
+        compare(row, layer, "reference", layer.reference, timer(gpu, slow=True), timer(gpu))
         rows.append(row)
-    return rows
 
 
-def tiling_rows(sizes: dict, device: str, gpu: bool) -> list[dict]:
-    rows, measure = [], timer(gpu)
+def tiling_rows(sizes: dict, device: str, gpu: bool, deadline: float, rows: list) -> None:
+    measure = timer(gpu)
     for dtype, batch, hidden in sizes["tilings"]:
         layer = Layer(dtype, batch, hidden, sizes["steps"], device)
         for name, tiling in alternatives(dtype, batch, hidden, gpu).items():
+            check_budget(deadline, f"tiling {name} {dtype} H={hidden} B={batch}")
             row = {"dtype": dtype, "batch": batch, "hidden": hidden, "tiling": name, **asdict(tiling)}
             try:
                 with use_tiling(tiling):
@@ -191,7 +212,6 @@ def tiling_rows(sizes: dict, device: str, gpu: bool) -> list[dict]:
                 row["error"] = f"{type(error).__name__}: {str(error)[:300]}"
             print(json.dumps(row), flush=True)
             rows.append(row)
-    return rows
 
 
 def versions(gpu: bool) -> dict:
@@ -207,6 +227,15 @@ def versions(gpu: bool) -> dict:
     return info
 
 
+def _keys(other: str) -> list[str]:
+    """A row's times and speedups in table order, forward then forward+backward."""
+    return [f"{part}_{key}" for part in ("forward", "forward_backward") for key in (f"{other}_ms", "triton_ms", "speedup")]
+
+
+def _cells(row: dict, keys: list[str], digits: int = 2) -> str:
+    return " | ".join(f"{row[k]:.{digits}f}" if k in row else "—" for k in keys)
+
+
 def markdown(results: dict) -> str:
     v = results["versions"]
     lines = [f"# Triton engine vs cuDNN: {v['gpu']}", "",
@@ -215,24 +244,31 @@ def markdown(results: dict) -> str:
              "| dtype | B | H | fwd cuDNN ms | fwd triton ms | speedup | fwd+bwd cuDNN ms | fwd+bwd triton ms | speedup "
              "| triton µs/step |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results["table"]:
-        lines.append(f"| {r['dtype']} | {r['batch']} | {r['hidden']} | {r['forward_cudnn_ms']:.2f} | "
-                     f"{r['forward_triton_ms']:.2f} | {r['forward_speedup']:.2f} | {r['forward_backward_cudnn_ms']:.2f} | "
-                     f"{r['forward_backward_triton_ms']:.2f} | {r['forward_backward_speedup']:.2f} | "
-                     f"{r['triton_us_per_step']:.2f} |")
+        lines.append(f"| {r['dtype']} | {r['batch']} | {r['hidden']} | {_cells(r, _keys('cudnn'))} | "
+                     f"{_cells(r, ['triton_us_per_step'])} |")
     lines += ["", "Layer-norm LSTM (recurrence only): the reference engine against triton", "",
               "| dtype | B | H | fwd reference ms | fwd triton ms | speedup | fwd+bwd reference ms | fwd+bwd triton ms "
               "| speedup |", "|---|---|---|---|---|---|---|---|---|"]
     for r in results["layer_norm"]:
-        lines.append(f"| {r['dtype']} | {r['batch']} | {r['hidden']} | {r['forward_reference_ms']:.1f} | "
-                     f"{r['forward_triton_ms']:.2f} | {r['forward_speedup']:.1f} | {r['forward_backward_reference_ms']:.1f} "
-                     f"| {r['forward_backward_triton_ms']:.2f} | {r['forward_backward_speedup']:.1f} |")
+        lines.append(f"| {r['dtype']} | {r['batch']} | {r['hidden']} | {_cells(r, _keys('reference'), 1)} |")
     lines += ["", "Tilings (forward ms)", "", "| dtype | B | H | tiling | programs | block_h | warps | ms |",
               "|---|---|---|---|---|---|---|---|"]
     for r in results["tilings"]:
         ms = f"{r['forward_triton_ms']:.2f}" if "forward_triton_ms" in r else r["error"][:80]
         lines.append(f"| {r['dtype']} | {r['batch']} | {r['hidden']} | {r['tiling']} | {r['programs']} | "
                      f"{r['block_h']} | {r['num_warps']} | {ms} |")
+    errors = [f"- {r['dtype']} B={r['batch']} H={r['hidden']}: {e}" for section in ("table", "layer_norm")
+              for r in results[section] for e in r.get("errors", [])]
+    if errors:
+        lines += ["", "Errors:", ""] + errors
+    if results.get("left_out"):
+        lines += ["", f"Left out: {results['left_out']}."]
     return "\n".join(lines) + "\n"
+
+
+def write(results: dict, out_dir: Path, name: str) -> None:
+    (out_dir / f"gpu_{name}.json").write_text(json.dumps(results, indent=1) + "\n")
+    (out_dir / f"gpu_{name}.md").write_text(markdown(results))
 
 
 def main() -> int:
@@ -241,6 +277,7 @@ def main() -> int:
     parser.add_argument("--out-dir", default=str(Path(__file__).with_name("results")))
     parser.add_argument("--cpu-dry-run", action="store_true")
     parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
+    parser.add_argument("--budget", type=float, default=270.0, help="seconds; later rows are left out")
     args = parser.parse_args()
     gpu = not args.cpu_dry_run
     if gpu and not torch.cuda.is_available():
@@ -249,6 +286,7 @@ def main() -> int:
     if not gpu and os.environ.get("TRITON_INTERPRET") != "1":
         print("--cpu-dry-run runs Triton's interpreter: set TRITON_INTERPRET=1", file=sys.stderr)
         return 2
+    deadline = time.time() + args.budget
     sizes, device = (FULL, "cuda") if gpu else (DRY, "cpu")
     out_dir = Path(args.out_dir) if gpu else Path(tempfile.mkdtemp(prefix="bench_gpu_dry_"))
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
@@ -263,13 +301,16 @@ def main() -> int:
              for t in alternatives(dt, b, h, gpu).values()]
     unique = list(dict.fromkeys(json.dumps(j) for j in jobs))
     print(f"compiling {len(unique)} configurations in {args.workers} processes", flush=True)
-    results = {"versions": info, "compile_seconds": compile_all([tuple(json.loads(j)) for j in unique], args.workers)}
-    results["table"] = table(sizes, device, gpu)
-    results["layer_norm"] = layer_norm_rows(sizes, device, gpu)
-    results["tilings"] = tiling_rows(sizes, device, gpu)
+    results = {"versions": info, "compile_seconds": compile_all([tuple(json.loads(j)) for j in unique], args.workers),
+               "table": [], "layer_norm": [], "tilings": [], "left_out": None}
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / f"gpu_{name}.json").write_text(json.dumps(results, indent=1) + "\n")
-    (out_dir / f"gpu_{name}.md").write_text(markdown(results))
+    try:
+        for section, run in (("table", table), ("layer_norm", layer_norm_rows), ("tilings", tiling_rows)):
+            run(sizes, device, gpu, deadline, results[section])
+            write(results, out_dir, name)
+    except OutOfTime as spent:
+        results["left_out"] = f"out of the {args.budget:.0f} s budget from {spent} on"
+    write(results, out_dir, name)
     print(markdown(results))
     print(f"wrote {out_dir / f'gpu_{name}.json'} and .md")
     return 0

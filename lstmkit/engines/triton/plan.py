@@ -62,8 +62,9 @@ class Tiling:
         return None
 
     def chunk(self, resident: bool, width: int) -> int:
-        """The reduction chunk of a product over ``width``: all of it when the weights are resident."""
-        return pow2(width) if resident else self.block_k
+        """The reduction chunk of a product over ``width``: all of it when the weights are resident
+        (at least 16, the least reduction tl.dot compiles for on a GPU)."""
+        return max(16, pow2(width)) if resident else self.block_k
 
 
 @contextlib.contextmanager
