@@ -120,7 +120,7 @@ def bench_variants(B, H, T, repeats):
     plain = lstmkit.LSTM(H, H, backend="cpu")
     for name in ("layer_norm", "peephole", "coupled_gates"):
         ours = lstmkit.LSTM(H, H, backend="cpu", **{name: True})
-        ref = lstmkit.LSTM(H, H, backend="reference", **{name: True})
+        ref = lstmkit.LSTM(H, H, backend="bptt", **{name: True})
         ref.load_state_dict(ours.state_dict())
         t_cpu, t_ref, t_plain = paired(ours, ref, plain, x, repeats)
         rows.append(dict(section="variant", variant=name, B=B, H=H, I=H, T=T, cpu_ms=t_cpu * 1e3,

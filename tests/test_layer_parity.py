@@ -8,7 +8,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_sequence
 
 import lstmkit
-from lstmkit.engines import registry as backends
+from lstmkit import engines
 from parity import assert_same_results
 
 OURS = {"LSTM": lstmkit.LSTM, "GRU": lstmkit.GRU, "RNN_TANH": lstmkit.RNN, "RNN_RELU": lstmkit.RNN}
@@ -60,7 +60,7 @@ def random_configs(count, seed=0):
     return configs
 
 
-@pytest.mark.parametrize("backend", ["reference", "native", "auto"])
+@pytest.mark.parametrize("backend", ["bptt", "native", "auto"])
 @pytest.mark.parametrize("mode,layers,bidirectional,batch_first,layout,given_state,dtype", random_configs(18))
 def test_layer_matches_torch(backend, mode, layers, bidirectional, batch_first, layout, given_state, dtype):
     proj = 3 if mode == "LSTM" and layers % 2 == 0 else 0
@@ -70,7 +70,7 @@ def test_layer_matches_torch(backend, mode, layers, bidirectional, batch_first, 
     inputs = (x, hx) if given_state else (x,)
     assert_same_results(ours, theirs, *inputs)
     if backend == "auto":   # packed input goes to the cpu engine where it builds (faster than torch's)
-        packed_engine = "cpu" if backends.why_not("cpu", ours, True) is None else "native"
+        packed_engine = "cpu" if engines.cpu.why_not(ours.layer_spec(packed=True)) is None else "native"
         backend = packed_engine if layout == "packed" else "native"
     assert ours.last_backend == backend
 

@@ -3,6 +3,7 @@ import pytest
 import torch
 
 import lstmkit
+from lstmkit import engines
 from lstmkit.engines import cpu
 
 needs_cpu_engine = pytest.mark.skipif(not cpu.is_available()[0], reason="the cpu engine cannot be built here")
@@ -78,7 +79,8 @@ def test_variants_step_through_forward(kwargs):
         return
     with torch.no_grad():
         assert_steps_match_forward(model, torch.randn(6, 2, 3, dtype=torch.float64))
-    assert model.last_backend != "cpu" or cpu.is_available()[0]
+        assert model.__dict__["_step_cache"]["stepper"] is None      # the fused step declined it
+        assert model.last_backend == engines.select(model.layer_spec(), model.backend).name  # forward ran it
 
 
 def test_steps_with_gradients_run_forward_and_back_propagate():

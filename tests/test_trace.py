@@ -14,7 +14,7 @@ def test_trace_returns_the_cells_gates_for_every_step():
     x = torch.randn(2, 5, 3, dtype=torch.float64)
     with lstmkit.trace(lstm) as t:
         y, _ = lstm(x)
-    assert lstm.last_backend == "reference"
+    assert lstm.last_backend == "bptt"
     rec = t.get()
     p = lstm.direction_params(0, 0)
     h = c = torch.zeros(2, 4, dtype=torch.float64)

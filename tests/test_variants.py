@@ -1,14 +1,11 @@
 """The LSTM variants: gradients by gradcheck, values against the spec cells, initialisation, engines."""
-import contextlib
-
 import pytest
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_sequence
 
-import loop_engine
 import lstmkit
-from lstmkit.engines import registry as backends
+from lstmkit import engines
 from parity import assert_same_results
 
 VARIANTS = {
@@ -24,18 +21,9 @@ VARIANTS = {
 }
 
 
-@contextlib.contextmanager
-def engine(module_for_every_name):
-    original = backends.recurrence_engine
-    backends.recurrence_engine = lambda name: module_for_every_name
-    try:
-        yield
-    finally:
-        backends.recurrence_engine = original
-
-
 class Seeded(nn.Module):
-    """Runs ``inner`` with the random masks drawn from a fixed seed, optionally on the loop oracle."""
+    """Runs ``inner`` with the random masks drawn from a fixed seed, optionally on the loop engine
+    (the specification) instead of its own."""
 
     def __init__(self, inner, oracle=False):
         super().__init__()
@@ -43,13 +31,17 @@ class Seeded(nn.Module):
 
     def forward(self, *args):
         torch.manual_seed(1234)
-        with engine(loop_engine) if self.oracle else contextlib.nullcontext():
+        own = self.inner.backend
+        self.inner.backend = "loop" if self.oracle else own
+        try:
             return self.inner(*args)
+        finally:
+            self.inner.backend = own
 
 
 def make(kwargs, training, dtype=torch.float64, **layer_kwargs):
     torch.manual_seed(0)
-    model = lstmkit.LSTM(3, 4, backend="reference", dtype=dtype, **layer_kwargs, **kwargs)
+    model = lstmkit.LSTM(3, 4, backend="bptt", dtype=dtype, **layer_kwargs, **kwargs)
     return model.train(training)
 
 
@@ -113,7 +105,7 @@ def test_variant_parameters_have_torch_style_names_and_shapes():
     assert sorted(missing) == sorted(f"weight_c{g}_l0{s}" for g in "ifo" for s in ("", "_reverse"))
 
 
-FUSED = "cpu" if backends.why_not("cpu", lstmkit.LSTM(1, 1), False) is None else "reference"
+FUSED = "cpu" if engines.cpu.why_not(lstmkit.LSTM(1, 1).layer_spec()) is None else "bptt"
 
 
 @pytest.mark.parametrize("kwargs,training,expected", [
@@ -124,18 +116,19 @@ FUSED = "cpu" if backends.why_not("cpu", lstmkit.LSTM(1, 1), False) is None else
     (dict(zoneout=0.1), False, FUSED),
     (dict(layer_norm=True), False, FUSED),
 ])
-def test_auto_picks_native_then_the_cpu_engine_then_the_reference(kwargs, training, expected):
+def test_auto_picks_native_then_the_cpu_engine_then_bptt(kwargs, training, expected):
     model = lstmkit.LSTM(3, 4, **kwargs).train(training)
     model(torch.randn(5, 2, 3))
     assert model.last_backend == expected
     if expected != "native":                              # a GPU model: the cpu engine cannot serve it
-        assert backends.why_not("cpu", model.to("meta"), training) is not None
+        assert engines.cpu.why_not(model.to("meta").layer_spec()) is not None
+        assert engines.select(model.layer_spec(), "auto").name == "bptt"
 
 
 def test_recurrent_dropout_and_zoneout_only_act_in_training():
     torch.manual_seed(0)
-    plain = lstmkit.LSTM(3, 4, backend="reference").eval()
-    dropped = lstmkit.LSTM(3, 4, backend="reference", recurrent_dropout=0.5, weight_drop=0.5).eval()
+    plain = lstmkit.LSTM(3, 4, backend="bptt").eval()
+    dropped = lstmkit.LSTM(3, 4, backend="bptt", recurrent_dropout=0.5, weight_drop=0.5).eval()
     dropped.load_state_dict(plain.state_dict())
     x = torch.randn(6, 2, 3)
     assert torch.equal(plain(x)[0], dropped(x)[0])

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import json
 
-from lstmkit.errors import UsageError
+from lstmkit import engines
+from lstmkit.errors import BackendUnavailable, UsageError
 
 
 def register(subparsers) -> None:
@@ -11,7 +12,8 @@ def register(subparsers) -> None:
                               description="Forward+backward time of lstmkit.LSTM on one engine and of "
                                           "torch.nn.LSTM, same weights and inputs, median of several runs. "
                                           "Full tables: benchmarks/.")
-    p.add_argument("--backend", default="reference", choices=["reference", "native", "cpu", "auto"])
+    p.add_argument("--backend", default="bptt", choices=engines.names(),
+                   help="the engine to time (default: %(default)s)")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--steps", type=int, default=100)
@@ -29,7 +31,10 @@ def run(args) -> int:
         if getattr(args, name) < 1:
             raise UsageError(f"--{name} must be at least 1, got {getattr(args, name)}")
     variant = {k: True for k in ("layer_norm", "peephole") if getattr(args, k)}
-    result = compare_lstm(args.backend, args.batch, args.hidden, args.steps, repeats=args.repeats, **variant)
+    try:
+        result = compare_lstm(args.backend, args.batch, args.hidden, args.steps, repeats=args.repeats, **variant)
+    except BackendUnavailable as error:
+        raise UsageError(str(error)) from None
     result["machine"] = machine()
     if args.json:
         print(json.dumps(result, indent=2))

@@ -40,13 +40,13 @@ def run(args) -> int:
     import torch
 
     import lstmkit
-    from lstmkit.engines import registry as backends
+    from lstmkit import engines
 
     print(f"lstmkit {lstmkit.__version__}  torch {torch.__version__}  numpy {numpy.__version__}  "
           f"python {platform.python_version()}  threads {torch.get_num_threads()}  "
           f"cuda {'yes: ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'no'}")
     ok = True
-    for name, status in backends.available().items():
+    for name, status in engines.available().items():
         line = f"  {name:<10} {status}"
         if status == "available":
             worst = parity(name)

@@ -2,7 +2,7 @@
 
 Slow and obviously right. It serves every configuration and is what every other engine is tested
 against (outputs, states, gate records and every gradient). The input part of each step is already
-in ``xg``, so the cell is called with an identity ``w_ih``.
+in ``xg``, so the cell is called with ``w_ih=None``.
 """
 from __future__ import annotations
 
@@ -38,22 +38,18 @@ def _padded(v: Tensor, batch: int) -> Tensor:
     return torch.cat([v, v.new_zeros(batch - v.shape[0], v.shape[1])]) if v.shape[0] < batch else v
 
 
-def _identity(xg: Tensor) -> Tensor:
-    return torch.eye(xg.shape[-1], dtype=xg.dtype, device=xg.device)
-
-
 def lstm(xg: Tensor, state: LSTMState, weights: LSTMWeights, masks: Masks = Masks(),
          steps: Steps = Steps()) -> LSTMResult:
     from lstmkit.nn.cells import lstm_cell
 
     count, batch, _ = xg.shape
     h, c = state
+    masks = Masks(*(None if m is None else m.detach() for m in masks))     # constants: no gradient
     coupled = weights.coupled(c.shape[-1])
     ys, gates, cells = [None] * count, [None] * count, [None] * count
-    eye = _identity(xg)
     for t in _order(count, steps.reverse):
         n = _active(steps, t, batch)
-        step = lstm_cell(xg[t, :n], h[:n], c[:n], eye, weights.w_hh, w_hr=weights.w_hr,
+        step = lstm_cell(xg[t, :n], h[:n], c[:n], None, weights.w_hh, w_hr=weights.w_hr,
                          w_ci=weights.w_ci, w_cf=weights.w_cf, w_co=weights.w_co, ln_hh=weights.ln_hh,
                          ln_c_w=weights.ln_c_w, ln_c_b=weights.ln_c_b, coupled=coupled,
                          h_mask=None if masks.h_mask is None else masks.h_mask[:n],
@@ -72,11 +68,9 @@ def gru(xg: Tensor, h0: Tensor, weights: GRUWeights, steps: Steps = Steps()) -> 
     count, batch, _ = xg.shape
     h = h0
     ys, gates = [None] * count, [None] * count
-    eye = _identity(xg)
-    b_ih = None if weights.b_hh is None else torch.zeros_like(weights.b_hh)
     for t in _order(count, steps.reverse):
         n = _active(steps, t, batch)
-        h_new, g = gru_cell(xg[t, :n], h[:n], eye, weights.w_hh, b_ih, weights.b_hh)
+        h_new, g = gru_cell(xg[t, :n], h[:n], None, weights.w_hh, None, weights.b_hh)
         h = _held(h_new, h, n)
         ys[t], gates[t] = _padded(h_new, batch), _padded(g, batch)
     return GRUResult(torch.stack(ys), h, torch.stack(gates).detach())
@@ -88,10 +82,9 @@ def rnn(xg: Tensor, h0: Tensor, weights: RNNWeights, steps: Steps = Steps()) -> 
     count, batch, _ = xg.shape
     h = h0
     ys = [None] * count
-    eye = _identity(xg)
     for t in _order(count, steps.reverse):
         n = _active(steps, t, batch)
-        h_new = rnn_cell(xg[t, :n], h[:n], eye, weights.w_hh, nonlinearity=weights.nonlinearity)
+        h_new = rnn_cell(xg[t, :n], h[:n], None, weights.w_hh, nonlinearity=weights.nonlinearity)
         h = _held(h_new, h, n)
         ys[t] = _padded(h_new, batch)
     return RNNResult(torch.stack(ys), h)

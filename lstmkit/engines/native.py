@@ -1,32 +1,50 @@
-"""torch's own fused recurrent ops (oneDNN on CPU, cuDNN on GPU) behind lstmkit's layers.
+"""The native engine: torch's own fused recurrent ops (oneDNN on CPU, cuDNN on GPU).
 
-They take the weights in torch.nn's flat order per layer and direction:
-``w_ih, w_hh, [b_ih, b_hh], [w_hr]``, which is the order lstmkit registers them in.
+It runs a whole stack at once, so it takes the layer's flat weights in torch.nn's order per layer
+and direction (``w_ih, w_hh, [b_ih, b_hh], [w_hr]``, the order lstmkit registers them in) instead of
+one layer-direction's recurrence.
 """
 from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torch.nn.utils.rnn import PackedSequence
+
+from lstmkit.engines.contract import LayerSpec
+
+name = "native"
+serves = ("the standard LSTM, GRU and RNN (tanh/relu) with num_layers, bias, batch_first, dropout, "
+          "bidirectional, proj_size, packed input and weight_drop")
 
 _OPS = {"LSTM": torch.lstm, "GRU": torch.gru, "RNN_TANH": torch.rnn_tanh, "RNN_RELU": torch.rnn_relu}
 
 
-def run(module, input: Tensor | PackedSequence, hx, flat_weights: list[Tensor]):
-    """Run the whole stack; ``input`` as the caller gave it (batched), ``hx`` already defaulted.
+def why_not(spec: LayerSpec) -> str | None:
+    if spec.variant is not None:
+        unsupported = spec.variant.structural + spec.variant.stochastic(spec.training)
+        if unsupported:
+            return f"it does not implement {', '.join(unsupported)}"
+    if spec.compiling and spec.training and spec.device.type == "cpu" and not spec.exporting:
+        # torch.compile decomposes the CPU op into mkldnn_rnn_layer, which it cannot trace with
+        # gradients (torch.nn.LSTM itself falls back to eager there)
+        return "torch.compile cannot trace its CPU op for training"
+    return None
 
-    Returns ``(output, h_n)`` or ``(output, (h_n, c_n))`` like torch.nn.
+
+def run_stack(layer, x: Tensor, states: list[Tensor], layout, flat_weights: list[Tensor]):
+    """The whole stack on the time-major input ``x`` (T, B, I) -> (y (T, B, out), final states).
+
+    A packed input runs on its packed data (torch's op skips the padding itself); the output comes
+    back padded, in the layout every engine returns.
     """
-    op = _OPS[module.mode]
-    state = list(hx) if module.mode == "LSTM" else hx
-    common = (flat_weights, module.bias, module.num_layers, float(module.dropout), module.training,
-              module.bidirectional)
-    if isinstance(input, PackedSequence):
-        result = op(input.data, input.batch_sizes, state, *common)
-        output = PackedSequence(result[0], input.batch_sizes, input.sorted_indices, input.unsorted_indices)
+    op = _OPS[layer.mode]
+    state = states if layer.mode == "LSTM" else states[0]
+    common = (flat_weights, layer.bias, layer.num_layers, float(layer.dropout), layer.training,
+              layer.bidirectional)
+    if layout.packed is not None:
+        result = op(layout.packed.data, layout.packed.batch_sizes, state, *common)
+        y = result[0].new_zeros(layout.steps * layout.batch, result[0].shape[-1])
+        y = y.index_copy(0, layout.flat_index, result[0]).view(layout.steps, layout.batch, -1)
     else:
-        result = op(input, state, *common, module.batch_first)
-        output = result[0]
-    if module.mode == "LSTM":
-        return output, (result[1], result[2])
-    return output, result[1]
+        result = op(x, state, *common, False)
+        y = result[0]
+    return y, list(result[1:])

@@ -30,6 +30,7 @@ Variants are options of the same cell; with none switched on it is exactly torch
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -56,7 +57,7 @@ def _layer_norm(x: Tensor, eps: float) -> Tensor:
 
 
 def lstm_cell(
-    x: Tensor, h: Tensor, c: Tensor, w_ih: Tensor, w_hh: Tensor,
+    x: Tensor, h: Tensor, c: Tensor, w_ih: Tensor | None, w_hh: Tensor,
     b_ih: Tensor | None = None, b_hh: Tensor | None = None, *,
     w_hr: Tensor | None = None,
     w_ci: Tensor | None = None, w_cf: Tensor | None = None, w_co: Tensor | None = None,
@@ -69,11 +70,12 @@ def lstm_cell(
     """One LSTM step, written to be read. Shapes: x (B, I), h (B, P), c (B, H); P = proj or H.
 
     ``w_ih`` is (G·H, I) and ``w_hh`` (G·H, P) with G = 4 rows i, f, g, o (3 rows f, g, o when
-    ``coupled``); ``w_hr`` (P, H) projects h (Sak et al. 2014, torch's proj_size). Every other
+    ``coupled``); ``w_ih=None`` means x already is the input part ``x @ w_ih.T`` (B, G·H), as the
+    engines receive it. ``w_hr`` (P, H) projects h (Sak et al. 2014, torch's proj_size). Every other
     argument switches on one variant of the module docstring.
     """
     h_in = h if h_mask is None else h * h_mask                   # (B, P) variational dropout
-    x_part = x @ w_ih.T                                          # (B, G·H)
+    x_part = x if w_ih is None else x @ w_ih.T                   # (B, G·H)
     h_part = h_in @ w_hh.T                                       # (B, G·H)
     if ln_ih is not None:
         x_part = _layer_norm(x_part, eps) * ln_ih
@@ -110,13 +112,16 @@ def lstm_cell(
     return LSTMStep(h_next, c_next, i, f, g, o)
 
 
-def gru_cell(x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor,
+def gru_cell(x: Tensor, h: Tensor, w_ih: Tensor | None, w_hh: Tensor,
              b_ih: Tensor | None = None, b_hh: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """One GRU step as torch.nn.GRUCell computes it (Cho et al. 2014), gate order r, z, n.
 
-    Returns the new hidden state (B, H) and the gates (B, 3H) = [r, z, n].
+    ``w_ih=None``: x already is the input part (B, 3H). Returns the new hidden state (B, H) and
+    the gates (B, 3H) = [r, z, n].
     """
-    x_part = x @ w_ih.T if b_ih is None else x @ w_ih.T + b_ih   # (B, 3H)
+    x_part = x if w_ih is None else x @ w_ih.T                   # (B, 3H)
+    if b_ih is not None:
+        x_part = x_part + b_ih
     h_part = h @ w_hh.T if b_hh is None else h @ w_hh.T + b_hh   # (B, 3H)
     x_r, x_z, x_n = x_part.chunk(3, dim=-1)
     h_r, h_z, h_n = h_part.chunk(3, dim=-1)
@@ -127,11 +132,12 @@ def gru_cell(x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor,
     return h_next, torch.cat([r, z, n], dim=-1)
 
 
-def rnn_cell(x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor,
+def rnn_cell(x: Tensor, h: Tensor, w_ih: Tensor | None, w_hh: Tensor,
              b_ih: Tensor | None = None, b_hh: Tensor | None = None,
              nonlinearity: str = "tanh") -> Tensor:
-    """One vanilla (Elman) RNN step: ``h' = act(W_ih x + b_ih + W_hh h + b_hh)``, act tanh or relu."""
-    a = x @ w_ih.T + h @ w_hh.T
+    """One vanilla (Elman) RNN step: ``h' = act(W_ih x + b_ih + W_hh h + b_hh)``, act tanh or relu.
+    ``w_ih=None``: x already is the input part (B, H)."""
+    a = (x if w_ih is None else x @ w_ih.T) + h @ w_hh.T
     if b_ih is not None:
         a = a + b_ih + b_hh
     return torch.tanh(a) if nonlinearity == "tanh" else torch.relu(a)
@@ -227,7 +233,33 @@ def init_lstm_parameters(params: dict[str, Tensor], hidden_size: int, variant: L
 # torch.nn-compatible cell modules.
 
 
-class _CellBase(nn.Module):
+class PlainState:
+    """Pickles as plain values: the variant as a dict, caches and recorders left out.
+
+    So ``torch.save(model)`` gives a file that ``torch.load(weights_only=True)`` rebuilds once the
+    module classes themselves are allow-listed (``lstmkit`` does that when it is imported), and a
+    deep copy never copies a cache. Mixed in before ``nn.Module``."""
+
+    _not_pickled: tuple[str, ...] = ()
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        for name in self._not_pickled:
+            state.pop(name, None)
+        if isinstance(state.get("variant"), LSTMVariant):
+            state["variant"] = dataclasses.asdict(state["variant"])
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        state = dict(state)
+        if isinstance(state.get("variant"), dict):
+            state["variant"] = LSTMVariant(**state["variant"])
+        for name in self._not_pickled:
+            state.setdefault(name, None)
+        super().__setstate__(state)
+
+
+class _CellBase(PlainState, nn.Module):
     """Shared input handling of the cells: unbatched (I,) inputs and default zero states, as torch.nn."""
 
     def _prepare(self, input: Tensor, states: tuple[Tensor, ...] | None, state_sizes: tuple[int, ...]):

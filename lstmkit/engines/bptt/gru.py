@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from lstmkit.engines.contract import GRUResult, GRUWeights, Steps
 from lstmkit.engines.bptt.common import (StepPlan, carry_inactive, check_state, in_time_order,
                                                make_plan, new_buffer, outputs_from_states, state_buffer,
                                                weight_grad)
@@ -26,13 +27,13 @@ def _all_rows(v: Tensor) -> Tensor:
     return v
 
 
-def gru_recurrence(xg: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor | None = None,
-                   batch_sizes=None, reverse: bool = False):
+def gru(xg: Tensor, h0: Tensor, weights: GRUWeights, steps: Steps = Steps()) -> GRUResult:
     """One layer-direction of a GRU: xg (T, B, 3H) = x @ w_ih.T + b_ih, h0 (B, H), w_hh (3H, H).
 
     Returns y (T, B, H), h_n (B, H) and gates (T, B, 3H) = r, z, n (for reading, not differentiable).
     """
-    steps, batch, rows = xg.shape
+    w_hh, b_hh = weights
+    count, batch, rows = xg.shape
     hidden = h0.shape[-1] if isinstance(h0, Tensor) else -1
     if rows != 3 * hidden:
         raise ValueError(f"xg must have 3·H = {3 * hidden} features (H from h0), got {rows}")
@@ -40,8 +41,8 @@ def gru_recurrence(xg: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor | None = N
     check_state("w_hh", w_hh, (rows, hidden), xg)
     if b_hh is not None:
         check_state("b_hh", b_hh, (rows,), xg)
-    plan = make_plan(steps, batch, batch_sizes, reverse)
-    return _GRURecurrence.apply(xg, h0, w_hh, b_hh, plan)
+    plan = make_plan(count, batch, steps.batch_sizes, steps.reverse)
+    return GRUResult(*_GRURecurrence.apply(xg, h0, w_hh, b_hh, plan))
 
 
 class _GRURecurrence(torch.autograd.Function):

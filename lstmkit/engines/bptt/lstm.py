@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from lstmkit.engines.contract import LSTMResult, LSTMState, LSTMWeights, Masks, Steps
 from lstmkit.engines.bptt.common import (StepPlan, carry_inactive, check_state, make_plan,
                                                new_buffer, outputs_from_states, state_buffer)
 from lstmkit.engines.bptt.lstm_backward import lstm_backward
@@ -31,50 +32,48 @@ def _all_rows(v: Tensor) -> Tensor:
     return v
 
 
-def lstm_recurrence(xg: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, w_hr: Tensor | None = None,
-                    w_ci: Tensor | None = None, w_cf: Tensor | None = None, w_co: Tensor | None = None,
-                    ln_hh: Tensor | None = None, ln_c_w: Tensor | None = None, ln_c_b: Tensor | None = None,
-                    h_mask: Tensor | None = None, zh: Tensor | None = None, zc: Tensor | None = None,
-                    batch_sizes=None, reverse: bool = False, eps: float = 1e-5):
-    """One layer-direction of an LSTM (see "The recurrence contract" in docs/ARCHITECTURE.md).
+def lstm(xg: Tensor, state: LSTMState, weights: LSTMWeights, masks: Masks = Masks(),
+         steps: Steps = Steps()) -> LSTMResult:
+    """One layer-direction of an LSTM (the contract of ``lstmkit.engines.contract``).
 
     Returns y (T, B, P), h_n (B, P), c_n (B, H), gates (T, B, G·H) activations [i,] f, g, o and
-    c (T, B, H) the cell state after each step; gates and c are for reading, not differentiable.
-    The masks h_mask, zh, zc are constants: no gradient flows into them.
+    cells (T, B, H), the cell state after each step; gates and cells are for reading, not
+    differentiable. The masks are constants: no gradient flows into them.
     """
-    steps, batch, rows = xg.shape
+    count, batch, rows = xg.shape
+    h0, c0 = state
+    w = weights
     hidden, out = c0.shape[-1], h0.shape[-1]
     if rows not in (3 * hidden, 4 * hidden):
         raise ValueError(f"xg must have 4·H = {4 * hidden} (or 3·H = {3 * hidden} coupled) features, got {rows}")
     coupled = rows == 3 * hidden
     check_state("h0", h0, (batch, out), xg)
     check_state("c0", c0, (batch, hidden), xg)
-    check_state("w_hh", w_hh, (rows, out), xg)
-    if w_hr is not None:
-        check_state("w_hr", w_hr, (out, hidden), xg)
+    check_state("w_hh", w.w_hh, (rows, out), xg)
+    if w.w_hr is not None:
+        check_state("w_hr", w.w_hr, (out, hidden), xg)
     elif out != hidden:
         raise ValueError(f"h0 has {out} features but c0 {hidden}: a projection needs w_hr of shape ({out}, {hidden})")
-    if coupled and w_ci is not None:
+    if coupled and w.w_ci is not None:
         raise ValueError("coupled gates have no input gate, so w_ci must be None")
-    if (w_cf is None) != (w_ci is None) and not coupled:
+    if (w.w_cf is None) != (w.w_ci is None) and not coupled:
         raise ValueError("peepholes w_ci and w_cf come together (w_ci only is None when the gates are coupled)")
-    for name, v in (("w_ci", w_ci), ("w_cf", w_cf), ("w_co", w_co), ("ln_c_w", ln_c_w), ("ln_c_b", ln_c_b)):
-        if v is not None:
-            check_state(name, v, (hidden,), xg)
-    if (ln_c_w is None) != (ln_c_b is None):
+    for name in ("w_ci", "w_cf", "w_co", "ln_c_w", "ln_c_b"):
+        if getattr(w, name) is not None:
+            check_state(name, getattr(w, name), (hidden,), xg)
+    if (w.ln_c_w is None) != (w.ln_c_b is None):
         raise ValueError("the cell layer norm needs both ln_c_w and ln_c_b")
-    if ln_hh is not None:
-        check_state("ln_hh", ln_hh, (rows,), xg)
-    if h_mask is not None:
-        check_state("h_mask", h_mask, (batch, out), xg)
-    if zh is not None:
-        check_state("zh", zh, (steps, batch, out), xg)
-    if zc is not None:
-        check_state("zc", zc, (steps, batch, hidden), xg)
-    masks = [None if m is None else m.detach() for m in (h_mask, zh, zc)]
-    plan = make_plan(steps, batch, batch_sizes, reverse)
-    return _LSTMRecurrence.apply(xg, h0, c0, w_hh, w_hr, w_ci, w_cf, w_co, ln_hh, ln_c_w, ln_c_b,
-                                 *masks, plan, float(eps))
+    if w.ln_hh is not None:
+        check_state("ln_hh", w.ln_hh, (rows,), xg)
+    if masks.h_mask is not None:
+        check_state("h_mask", masks.h_mask, (batch, out), xg)
+    if masks.zh is not None:
+        check_state("zh", masks.zh, (count, batch, out), xg)
+    if masks.zc is not None:
+        check_state("zc", masks.zc, (count, batch, hidden), xg)
+    constants = [None if m is None else m.detach() for m in masks]
+    plan = make_plan(count, batch, steps.batch_sizes, steps.reverse)
+    return LSTMResult(*_LSTMRecurrence.apply(xg, h0, c0, *w[:-1], *constants, plan, float(w.eps)))
 
 
 class _LSTMRecurrence(torch.autograd.Function):

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from lstmkit.engines.contract import RNNResult, RNNWeights, Steps
 from lstmkit.engines.bptt.common import (StepPlan, carry_inactive, check_state, in_time_order,
                                                make_plan, new_buffer, outputs_from_states, state_buffer,
                                                weight_grad)
@@ -17,19 +18,19 @@ from lstmkit.engines.bptt.common import (StepPlan, carry_inactive, check_state, 
 NONLINEARITIES = ("tanh", "relu")
 
 
-def rnn_recurrence(xg: Tensor, h0: Tensor, w_hh: Tensor, nonlinearity: str = "tanh",
-                   batch_sizes=None, reverse: bool = False):
+def rnn(xg: Tensor, h0: Tensor, weights: RNNWeights, steps: Steps = Steps()) -> RNNResult:
     """One layer-direction of an RNN: xg (T, B, H) incl. both biases, h0 (B, H), w_hh (H, H).
 
     Returns y (T, B, H) and h_n (B, H).
     """
+    w_hh, nonlinearity = weights
     if nonlinearity not in NONLINEARITIES:
         raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
-    steps, batch, hidden = xg.shape
+    count, batch, hidden = xg.shape
     check_state("h0", h0, (batch, hidden), xg)
     check_state("w_hh", w_hh, (hidden, hidden), xg)
-    plan = make_plan(steps, batch, batch_sizes, reverse)
-    return _RNNRecurrence.apply(xg, h0, w_hh, nonlinearity, plan)
+    plan = make_plan(count, batch, steps.batch_sizes, steps.reverse)
+    return RNNResult(*_RNNRecurrence.apply(xg, h0, w_hh, nonlinearity, plan))
 
 
 class _RNNRecurrence(torch.autograd.Function):

@@ -1,7 +1,7 @@
 """The fused CPU engine: an LSTM layer-direction's whole recurrence as one PyTorch custom operator.
 
-``lstm_recurrence`` has exactly the signature and results of the recurrence contract
-(docs/ARCHITECTURE.md). It calls ``torch.ops.lstmkit.lstm_forward`` (C++, compiled on first use by
+``lstm``, ``gru`` and ``rnn`` implement the recurrence contract (``lstmkit.engines.contract``).
+``lstm`` calls ``torch.ops.lstmkit.lstm_forward`` (C++, compiled on first use by
 ``build.py``), whose backward ``torch.ops.lstmkit.lstm_backward`` is connected with
 ``torch.library.register_autograd``; ``register_fake`` gives torch.compile the output shapes.
 Eager calls take the same forward, setup and backward through a plain autograd.Function (``_call``),
@@ -10,7 +10,7 @@ The contract's ``gates`` and ``c`` results are records for tracing: gradients do
 
 Served: LSTM in float32 and float64 on CPU tensors, every variant of the contract (peepholes, layer
 norm, coupled gates, projection, recurrent-dropout mask, zoneout, packed batch sizes, reverse);
-GRU (``gru_recurrence``) and tanh/relu RNN (``rnn_recurrence``), packed and reversed too.
+GRU (``gru``) and tanh/relu RNN (``rnn``), packed and reversed too.
 bfloat16 is accepted and computed in float32 (float32 speed). Not served (raises BackendUnavailable):
 float16, non-CPU tensors.
 """
@@ -21,12 +21,15 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
+from lstmkit.engines.contract import (GRUResult, GRUWeights, LayerSpec, LSTMResult, LSTMState,
+                                      LSTMWeights, Masks, RNNResult, RNNWeights, Steps)
 from lstmkit.engines.cpu import build
 from lstmkit.errors import BackendUnavailable
 
-NAME = "cpu"
-SUPPORTED = ("LSTM (all variants of the recurrence contract), GRU and tanh/relu RNN in float32/float64 "
-             "on CPU tensors (bfloat16 computed in float32); not float16 or GPU tensors")
+name = "cpu"
+serves = ("LSTM (every variant), GRU and tanh/relu RNN in float32/float64 on CPU tensors "
+          "(bfloat16 computed in float32); not float16 or GPU tensors")
+SUPPORTED = serves
 DTYPES = (torch.float32, torch.float64, torch.bfloat16)   # bfloat16: computed in float32, see _widen
 
 _registered = False
@@ -60,14 +63,11 @@ def supports(xg: Tensor | None = None, *, kind: str = "lstm", dtype: torch.dtype
     return (True, "") if ok else (False, f"cpu engine unavailable: {reason}")
 
 
-def why_not(module, training: bool = False) -> str | None:
-    """For the registry: None when this engine can run the lstmkit layer ``module``, else why not."""
-    kind = type(module).__name__.lower()
-    if kind not in ("lstm", "gru", "rnn"):
-        kind = "lstm" if hasattr(module, "variant") else kind
-    param = next(iter(module.parameters()), None)
-    ok, why = supports(kind=kind, dtype=None if param is None else param.dtype,
-                       device=None if param is None else param.device)
+def why_not(spec: LayerSpec) -> str | None:
+    """For the registry: None when this engine can run ``spec`` now, else why not."""
+    if spec.exporting:
+        return "a portable graph cannot hold its C++ operator"
+    ok, why = supports(kind=spec.kind.split("_")[0].lower(), dtype=spec.dtype, device=spec.device)
     return None if ok else why
 
 
@@ -77,18 +77,16 @@ def _require(xg: Tensor, kind: str = "lstm") -> None:
         raise BackendUnavailable(why)
 
 
-def lstm_recurrence(xg: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, w_hr: Tensor | None,
-                    w_ci: Tensor | None, w_cf: Tensor | None, w_co: Tensor | None,
-                    ln_hh: Tensor | None, ln_c_w: Tensor | None, ln_c_b: Tensor | None,
-                    h_mask: Tensor | None, zh: Tensor | None, zc: Tensor | None,
-                    batch_sizes: Sequence[int] | Tensor | None, reverse: bool, eps: float = 1e-5):
-    """One layer-direction of an LSTM over all T steps -> (y, h_n, c_n, gates, c); see the contract."""
+def lstm(xg: Tensor, state: LSTMState, weights: LSTMWeights, masks: Masks = Masks(),
+         steps: Steps = Steps()) -> LSTMResult:
+    """One layer-direction of an LSTM over all T steps; see the contract."""
     _require(xg)
     dtype = xg.dtype
-    tensors = _widen(xg, h0, c0, w_hh, w_hr, w_ci, w_cf, w_co, ln_hh, ln_c_w, ln_c_b, h_mask, zh, zc)
+    tensors = _widen(xg, *state, *weights[:-1], *masks)
     out = _call(torch.ops.lstmkit.lstm_forward.default, _LSTMForward,
-                *tensors, _sizes(batch_sizes), bool(reverse), float(eps))
-    return tuple(o.to(dtype) for o in out[:5])
+                *tensors, _sizes(steps.batch_sizes), bool(steps.reverse), float(weights.eps))
+    y, h_n, c_n, gates, cells = (o.to(dtype) for o in out[:5])
+    return LSTMResult(y, h_n, c_n, gates.detach(), cells.detach())
 
 
 def _call(op, eager: type[torch.autograd.Function], *args):
@@ -144,27 +142,26 @@ def _sizes(batch_sizes):
     return None if batch_sizes is None else [int(b) for b in batch_sizes]
 
 
-def gru_recurrence(xg: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor | None = None,
-                   batch_sizes: Sequence[int] | Tensor | None = None, reverse: bool = False):
+def gru(xg: Tensor, h0: Tensor, weights: GRUWeights, steps: Steps = Steps()) -> GRUResult:
     """One layer-direction of a GRU: xg (T, B, 3H) = x @ w_ih.T + b_ih -> (y, h_n, gates r, z, n)."""
     _require(xg, "gru")
     dtype = xg.dtype
     y, h_n, gates, _, _ = _call(torch.ops.lstmkit.gru_forward.default, _GRUForward,
-                                *_widen(xg, h0, w_hh, b_hh), _sizes(batch_sizes), bool(reverse))
-    return y.to(dtype), h_n.to(dtype), gates.to(dtype)
+                                *_widen(xg, h0, *weights), _sizes(steps.batch_sizes), bool(steps.reverse))
+    return GRUResult(y.to(dtype), h_n.to(dtype), gates.to(dtype).detach())
 
 
-def rnn_recurrence(xg: Tensor, h0: Tensor, w_hh: Tensor, nonlinearity: str = "tanh",
-                   batch_sizes: Sequence[int] | Tensor | None = None, reverse: bool = False):
+def rnn(xg: Tensor, h0: Tensor, weights: RNNWeights, steps: Steps = Steps()) -> RNNResult:
     """One layer-direction of an Elman RNN: xg (T, B, H) incl. both biases -> (y, h_n)."""
+    w_hh, nonlinearity = weights
     if nonlinearity not in ("tanh", "relu"):
         raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
     _require(xg, "rnn")
     dtype = xg.dtype
     xg, h0, w_hh = _widen(xg, h0, w_hh)
     y, h_n, _ = _call(torch.ops.lstmkit.rnn_forward.default, _RNNForward, xg, h0, w_hh,
-                      nonlinearity == "relu", _sizes(batch_sizes), bool(reverse))
-    return y.to(dtype), h_n.to(dtype)
+                      nonlinearity == "relu", _sizes(steps.batch_sizes), bool(steps.reverse))
+    return RNNResult(y.to(dtype), h_n.to(dtype))
 
 
 def input_projection(x: Tensor, w_ih: Tensor, bias: Tensor | None = None) -> Tensor:
@@ -293,5 +290,5 @@ def _register_python_side() -> None:
     _registered = True
 
 
-__all__ = ["NAME", "SUPPORTED", "is_available", "supports", "why_not", "lstm_recurrence", "gru_recurrence",
-           "rnn_recurrence", "input_projection", "BackendUnavailable"]
+__all__ = ["name", "serves", "SUPPORTED", "is_available", "supports", "why_not", "lstm", "gru", "rnn",
+           "input_projection", "BackendUnavailable"]

@@ -110,7 +110,7 @@ def load() -> tuple[bool, str]:
         _state.update(ok=not reason, reason=reason, module=module)
         if reason:
             warnings.warn(f"lstmkit: the cpu engine is unavailable: {reason}. "
-                          "The 'reference' and 'native' backends still work.", RuntimeWarning, stacklevel=3)
+                          "The bptt, native and loop engines still work.", RuntimeWarning, stacklevel=3)
         return not reason, reason
 
 

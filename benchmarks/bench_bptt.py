@@ -1,7 +1,7 @@
-"""Forward+backward time of lstmkit.LSTM(backend="reference") against torch.nn.LSTM, same weights.
+"""Forward+backward time of lstmkit.LSTM(backend="bptt") against torch.nn.LSTM, same weights.
 
-    python benchmarks/bench_reference.py                      # the issue's grid, writes JSON + table
-    python benchmarks/bench_reference.py --batch 32 --hidden 512 --steps 100 --repeats 3
+    python benchmarks/bench_bptt.py                      # the issue's grid, writes JSON + table
+    python benchmarks/bench_bptt.py --batch 32 --hidden 512 --steps 100 --repeats 3
 
 For each batch B, hidden size H (= input size) and length T, both modules run the same input
 and weights in the same process, alternately, after a warm-up; the table shows the median time
@@ -39,26 +39,26 @@ def measure(batch: int, hidden: int, all_steps: list[int], repeats: int, dtype: 
     the machine's load hits all of them alike (the T ratio compares runs minutes apart otherwise).
     """
     torch.manual_seed(0)
-    ours = lstmkit.LSTM(hidden, hidden, backend="reference", dtype=dtype)
+    ours = lstmkit.LSTM(hidden, hidden, backend="bptt", dtype=dtype)
     theirs = torch.nn.LSTM(hidden, hidden, dtype=dtype)
     theirs.load_state_dict(ours.state_dict())
     inputs = {steps: torch.randn(steps, batch, hidden, dtype=dtype, requires_grad=True) for steps in all_steps}
-    times = {(steps, name): [] for steps in all_steps for name in ("reference", "torch")}
+    times = {(steps, name): [] for steps in all_steps for name in ("bptt", "torch")}
     for run in range(repeats + 1):                       # run 0 is the warm-up
         for steps in all_steps:
-            for name, module in (("reference", ours), ("torch", theirs)):
+            for name, module in (("bptt", ours), ("torch", theirs)):
                 start = time.perf_counter()
                 forward_backward(module, inputs[steps])
                 if run:
                     times[steps, name].append(time.perf_counter() - start)
-    assert ours.last_backend == "reference", ours.last_backend
+    assert ours.last_backend == "bptt", ours.last_backend
     rows = []
     for steps in all_steps:
-        ref, tor = statistics.median(times[steps, "reference"]), statistics.median(times[steps, "torch"])
+        ref, tor = statistics.median(times[steps, "bptt"]), statistics.median(times[steps, "torch"])
         flops = 3 * 8 * batch * hidden * (2 * hidden) * steps
         rows.append({"batch": batch, "hidden": hidden, "steps": steps, "reference_s": ref, "torch_s": tor,
                      "ratio": ref / tor, "gflops_reference": flops / ref / 1e9,
-                     "runs": {"reference": times[steps, "reference"], "torch": times[steps, "torch"]}})
+                     "runs": {"bptt": times[steps, "bptt"], "torch": times[steps, "torch"]}})
     return rows
 
 
