@@ -86,9 +86,7 @@ class Layer:
         return engine.lstm(self.xg(), self.state, self.weights).y
 
     def reference(self):
-        w = self.weights
-        return bptt.lstm_recurrence(self.xg(), *self.state, w.w_hh, ln_hh=w.ln_hh, ln_c_w=w.ln_c_w,
-                                    ln_c_b=w.ln_c_b)[0]
+        return bptt.lstm(self.xg(), self.state, self.weights).y
 
     def cudnn_forward(self):
         return self.cudnn(self.x)[0]

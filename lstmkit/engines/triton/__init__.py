@@ -19,7 +19,7 @@ from lstmkit.engines.contract import (GRUResult, GRUWeights, LayerSpec, LSTMResu
                                       Masks, RNNResult, RNNWeights, Steps)
 from lstmkit.engines.bptt.common import make_plan
 from lstmkit.engines.triton.gru_rnn_autograd import GRUFunction, RNNFunction
-from lstmkit.engines.triton.launch import Launch, failure, mode
+from lstmkit.engines.triton.launch import Launch, device_reason, failure, mode
 from lstmkit.engines.triton.lstm_autograd import LSTMFunction
 
 name = "triton"
@@ -29,11 +29,21 @@ serves = ("LSTM (peepholes, layer norm, coupled gates, projection, recurrent dro
 
 DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 KINDS = ("LSTM", "GRU", "RNN_TANH", "RNN_RELU")
+NOT_INSTALLED = "triton is not installed (pip install 'lstmkit[gpu]')"
+
+
+def is_available() -> tuple[bool, str]:
+    """(True, "") when this process can run the engine on some device, else (False, why not)."""
+    if importlib.util.find_spec("triton") is None:
+        return False, NOT_INSTALLED
+    if mode() == "interpreted" or torch.cuda.is_available():
+        return True, ""
+    return False, "no CUDA GPU here (CPU tensors run only in Triton's interpreter: TRITON_INTERPRET=1)"
 
 
 def why_not(spec: LayerSpec) -> str | None:
     if importlib.util.find_spec("triton") is None:
-        return "triton is not installed (pip install 'lstmkit[gpu]')"
+        return NOT_INSTALLED
     if spec.kind not in KINDS:
         return f"there is no kernel for {spec.kind}"
     if spec.dtype not in DTYPES:
@@ -41,15 +51,9 @@ def why_not(spec: LayerSpec) -> str | None:
     if spec.compiling or spec.exporting:
         return "its kernels are launched from Python, which torch.compile, torch.export and ONNX export do not trace"
     device = torch.device(spec.device)
-    if device.type == "cpu":
-        return None if mode() == "interpreted" else \
-            "CPU tensors run only in Triton's interpreter, in a process started with TRITON_INTERPRET=1 (tests)"
-    if device.type != "cuda":
-        return f"device {device.type} is not served"
-    if mode() == "interpreted":
-        return "TRITON_INTERPRET=1 was set when Triton was imported: this process interprets on the CPU"
-    if not torch.cuda.is_available():
-        return "CUDA is not available"
+    reason = device_reason(device)
+    if reason is not None or device.type == "cpu":
+        return reason
     major, _ = torch.cuda.get_device_capability(device)
     if major < 8 and spec.dtype == torch.bfloat16 or major < 7:
         return f"a GPU of compute capability {major}.x lacks the tensor-core products for {spec.dtype}"

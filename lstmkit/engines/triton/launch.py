@@ -39,6 +39,20 @@ def mode() -> str:
     return "interpreted" if isinstance(language.standard.zeros, InterpretedFunction) else "compiled"
 
 
+def device_reason(device: torch.device) -> str | None:
+    """Why this process cannot run the kernels on ``device``'s tensors, or None when it can."""
+    if device.type == "cpu":
+        return None if mode() == "interpreted" else \
+            "CPU tensors run only in Triton's interpreter, in a process started with TRITON_INTERPRET=1 (tests)"
+    if device.type != "cuda":
+        return f"device {device.type} is not served"
+    if mode() == "interpreted":
+        return "TRITON_INTERPRET=1 was set when Triton was imported: this process interprets on the CPU"
+    if not torch.cuda.is_available():
+        return "CUDA is not available"
+    return None
+
+
 def kernels() -> dict:
     """name -> kernel (imported on first use, so that importing lstmkit never imports Triton)."""
     return importlib.import_module("lstmkit.engines.triton.kernels").KERNELS
@@ -62,6 +76,9 @@ class Launch:
 
     def __init__(self, kind: str, like: Tensor, batch: int, hidden: int, out: int, gates: int) -> None:
         self.kind, self.device, self.dtype = kind, like.device, like.dtype
+        reason = None if _DRY_RUN else device_reason(like.device)
+        if reason is not None:
+            raise BackendUnavailable(f"triton engine: {reason}")
         self.interpret = like.device.type != "cuda"
         if not self.interpret:
             sms = torch.cuda.get_device_properties(like.device).multi_processor_count
