@@ -45,6 +45,20 @@ def active_rows(sizes, t, rows, B, PACKED: tl.constexpr):
 
 
 @triton.jit
+def step_at(k, T, sizes, rows, B, REVERSE: tl.constexpr, PACKED: tl.constexpr):
+    """Time t of processing step k, and which rows take it: (BLOCK_B, 1) bool."""
+    t = step_time(k, T, REVERSE)
+    return t, active_rows(sizes, t, rows, B, PACKED)[:, None]
+
+
+@triton.jit
+def tile_columns(tile, BLOCK_H: tl.constexpr, SIZE: tl.constexpr):
+    """Columns of tile ``tile`` of a SIZE-wide dimension, and which of them exist."""
+    cols = tile * BLOCK_H + tl.arange(0, BLOCK_H)
+    return cols, cols < SIZE
+
+
+@triton.jit
 def sync(counter, count, PROGRAMS: tl.constexpr):
     """Barrier for the programs of one batch tile; ``count`` numbers the barriers from 1 per launch.
 
@@ -104,6 +118,12 @@ def load_rows(ptr, rows, row_ok, cols, col_ok, width, SHARED: tl.constexpr):
     else:
         v = tl.load(ptr + offsets, mask=mask, other=0.0)
     return v.to(tl.float32)
+
+
+@triton.jit
+def per_unit(ptr, cols, col_ok):
+    """(1, BLOCK_H) float32 slice of a per-unit parameter (peephole, norm gain or shift)."""
+    return tl.load(ptr + cols, mask=col_ok, other=0.0).to(tl.float32)[None, :]
 
 
 @triton.jit
@@ -170,27 +190,6 @@ def gate_products_resident(h, h_mask, rows, row_ok, w0, w1, w2, w3, K: tl.conste
 
 
 @triton.jit
-def resident_weights(w, tile, H: tl.constexpr, K: tl.constexpr, G: tl.constexpr,
-                     BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr):
-    """The four weight blocks ``gate_products_resident`` takes, for hidden tile ``tile`` (unused
-    slots get the last gate's block: never multiplied)."""
-    cols = tile * BLOCK_H + tl.arange(0, BLOCK_H)
-    col_ok = cols < H
-    kk = tl.arange(0, BLOCK_K)
-    k_ok = kk < K
-    w3 = gate_weights(w, G - 1, cols, col_ok, kk, k_ok, H, K)
-    w0 = w3
-    w1 = w3
-    w2 = w3
-    if G == 4:
-        w0 = gate_weights(w, 0, cols, col_ok, kk, k_ok, H, K)
-    if G >= 3:
-        w1 = gate_weights(w, G - 3, cols, col_ok, kk, k_ok, H, K)
-        w2 = gate_weights(w, G - 2, cols, col_ok, kk, k_ok, H, K)
-    return w0, w1, w2, w3
-
-
-@triton.jit
 def column_weights(w, gate, kk, k_ok, pcols, pcol_ok, H: tl.constexpr, P: tl.constexpr):
     """(BLOCK_K, BLOCK_H) block W[gate·H + kk, pcols] of a row-major (G·H, P) matrix, as stored."""
     mask = k_ok[:, None] & pcol_ok[None, :]
@@ -230,50 +229,69 @@ def back_products_resident(d, rows, row_ok, w0, w1, w2, w3, H: tl.constexpr, G: 
 
 
 @triton.jit
-def resident_column_weights(w, tile, H: tl.constexpr, P: tl.constexpr, G: tl.constexpr,
-                            BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr):
-    """The four blocks ``back_products_resident`` takes, for tile ``tile`` of h's columns."""
-    pcols = tile * BLOCK_H + tl.arange(0, BLOCK_H)
-    pcol_ok = pcols < P
+def _block(w, gate, cols, col_ok, kk, k_ok, H: tl.constexpr, K: tl.constexpr, COLUMNS: tl.constexpr):
+    if COLUMNS:
+        block = column_weights(w, gate, kk, k_ok, cols, col_ok, H, K)
+    else:
+        block = gate_weights(w, gate, cols, col_ok, kk, k_ok, H, K)
+    return block
+
+
+@triton.jit
+def resident_weights(w, tile, H: tl.constexpr, K: tl.constexpr, G: tl.constexpr, BLOCK_H: tl.constexpr,
+                     BLOCK_K: tl.constexpr, COLUMNS: tl.constexpr):
+    """The four blocks of W (G·H, K) that stay on chip for tile ``tile``: its gate rows for the
+    forward's ``gate_products_resident``, or (COLUMNS) its columns of K for the backward's
+    ``back_products_resident``. Gate q of G in slot 4-G+q; unused slots repeat the last gate."""
+    cols = tile * BLOCK_H + tl.arange(0, BLOCK_H)
     kk = tl.arange(0, BLOCK_K)
-    k_ok = kk < H
-    w3 = column_weights(w, G - 1, kk, k_ok, pcols, pcol_ok, H, P)
+    if COLUMNS:
+        col_ok = cols < K
+        k_ok = kk < H
+    else:
+        col_ok = cols < H
+        k_ok = kk < K
+    w3 = _block(w, G - 1, cols, col_ok, kk, k_ok, H, K, COLUMNS)
     w0 = w3
     w1 = w3
     w2 = w3
     if G == 4:
-        w0 = column_weights(w, 0, kk, k_ok, pcols, pcol_ok, H, P)
+        w0 = _block(w, 0, cols, col_ok, kk, k_ok, H, K, COLUMNS)
     if G >= 3:
-        w1 = column_weights(w, G - 3, kk, k_ok, pcols, pcol_ok, H, P)
-        w2 = column_weights(w, G - 2, kk, k_ok, pcols, pcol_ok, H, P)
+        w1 = _block(w, G - 3, cols, col_ok, kk, k_ok, H, K, COLUMNS)
+        w2 = _block(w, G - 2, cols, col_ok, kk, k_ok, H, K, COLUMNS)
     return w0, w1, w2, w3
 
 
 @triton.jit
-def row_stats(part, rows, row_ok, count, B, eps, PROGRAMS: tl.constexpr):
-    """Mean and 1/sqrt(var + eps) per row of ``count`` values, from every program's partial
-    (Σx, Σx²) in part (PROGRAMS, B, 2), after a ``sync``."""
-    s1, s2 = row_sums(part, rows, row_ok, B, PROGRAMS)
-    mean = s1 / count
-    var = tl.maximum(s2 / count - mean * mean, 0.0)
-    return mean, 1.0 / tl.sqrt(var + eps)
+def program_start(counter, w, B, H: tl.constexpr, K: tl.constexpr, G: tl.constexpr, BLOCK_B: tl.constexpr,
+                  BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, RESIDENT: tl.constexpr, COLUMNS: tl.constexpr):
+    """What every kernel starts with: B as int64 (offsets t·B·G·H outgrow int32 on long sequences),
+    this program's place among its batch tile's (``me``), its rows, its tile's barrier counter and
+    its resident weight blocks (stand-ins, never multiplied, when the weights are streamed)."""
+    me = tl.program_id(1)
+    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
+    B = B.to(tl.int64)
+    w0, w1, w2, w3 = no_weights(w, BLOCK_H, BLOCK_K)
+    if RESIDENT:
+        w0, w1, w2, w3 = resident_weights(w, me, H, K, G, BLOCK_H, BLOCK_K, COLUMNS)
+    return B, me, rows, rows < B, counter + tl.program_id(0), w0, w1, w2, w3
 
 
 @triton.jit
-def row_sums(part, rows, row_ok, B, PROGRAMS: tl.constexpr):
-    """Per-row totals of every program's two partial sums in part (PROGRAMS, B, 2), after a ``sync``."""
-    s1 = tl.zeros(rows.shape, tl.float32)
-    s2 = tl.zeros(rows.shape, tl.float32)
+def exchange_sums(part, me, rows, row_ok, s1, s2, counter, n_sync, B, PROGRAMS: tl.constexpr):
+    """Every program's two per-row partial sums, added up over the programs of the batch tile
+    through part (PROGRAMS, B, 2) and a ``sync``. Returns the totals and the barriers used so far."""
+    tl.store(part + (me * B + rows) * 2, s1, mask=row_ok)
+    tl.store(part + (me * B + rows) * 2 + 1, s2, mask=row_ok)
+    n_sync += 1
+    sync(counter, n_sync, PROGRAMS)
+    t1 = tl.zeros(rows.shape, tl.float32)
+    t2 = tl.zeros(rows.shape, tl.float32)
     for p in range(PROGRAMS):
-        s1 += tl.load(part + (p * B + rows) * 2, mask=row_ok, other=0.0, cache_modifier=".cg")
-        s2 += tl.load(part + (p * B + rows) * 2 + 1, mask=row_ok, other=0.0, cache_modifier=".cg")
-    return s1, s2
-
-
-@triton.jit
-def store_partial(part, program, rows, row_ok, s1, s2, B):
-    tl.store(part + (program * B + rows) * 2, s1, mask=row_ok)
-    tl.store(part + (program * B + rows) * 2 + 1, s2, mask=row_ok)
+        t1 += tl.load(part + (p * B + rows) * 2, mask=row_ok, other=0.0, cache_modifier=".cg")
+        t2 += tl.load(part + (p * B + rows) * 2 + 1, mask=row_ok, other=0.0, cache_modifier=".cg")
+    return t1, t2, n_sync
 
 
 @triton.jit

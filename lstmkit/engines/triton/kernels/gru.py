@@ -7,8 +7,8 @@ the recurrent rows get [da_r, da_z, da_n r] (kept for W_hh's gradient) and dh_pr
 import triton
 import triton.language as tl
 
-from .common import (active_rows, back_tile_products, load_rows, no_weights, resident_column_weights,
-                     resident_weights, sigmoid, step_time, store_rows, sync, tanh, tile_products)
+from .common import (back_tile_products, load_rows, per_unit, program_start, sigmoid, step_at, store_rows, sync,
+                     tanh, tile_columns, tile_products)
 
 
 @triton.jit
@@ -16,9 +16,9 @@ def _gru_cell(p_r, p_z, p_n, t, k, rows, row_ok, live, cols, col_ok, xg, hs, gat
               H: tl.constexpr, HAS_BIAS: tl.constexpr):
     x_t = xg + t * B * 3 * H
     if HAS_BIAS:
-        p_r += tl.load(b_hh + cols, mask=col_ok, other=0.0).to(tl.float32)[None, :]
-        p_z += tl.load(b_hh + H + cols, mask=col_ok, other=0.0).to(tl.float32)[None, :]
-        p_n += tl.load(b_hh + 2 * H + cols, mask=col_ok, other=0.0).to(tl.float32)[None, :]
+        p_r += per_unit(b_hh, cols, col_ok)
+        p_z += per_unit(b_hh + H, cols, col_ok)
+        p_n += per_unit(b_hh + 2 * H, cols, col_ok)
     r = sigmoid(load_rows(x_t, rows, row_ok, cols, col_ok, 3 * H, False) + p_r)          # reset gate
     z = sigmoid(load_rows(x_t, rows, row_ok, H + cols, col_ok, 3 * H, False) + p_z)      # update gate
     n = tanh(load_rows(x_t, rows, row_ok, 2 * H + cols, col_ok, 3 * H, False) + r * p_n)  # candidate
@@ -38,23 +38,14 @@ def gru_forward(xg, hs, gates, hn_buf, counter, sizes, w_hh, b_hh, T, B, H: tl.c
                 BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, PROGRAMS: tl.constexpr, RESIDENT: tl.constexpr,
                 HAS_BIAS: tl.constexpr, PACKED: tl.constexpr, REVERSE: tl.constexpr, INTERPRET: tl.constexpr):
     """Grid (batch tiles, PROGRAMS); hs (T+1, B, H) with h0 in slot 0; gates (T, B, 3H); hn_buf (T, B, H)."""
-    B = B.to(tl.int64)
-    me = tl.program_id(1)
-    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
-    row_ok = rows < B
-    counter += tl.program_id(0)
-    w0, w1, w2, w3 = no_weights(w_hh, BLOCK_H, BLOCK_K)
-    if RESIDENT:
-        w0, w1, w2, w3 = resident_weights(w_hh, me, H, H, 3, BLOCK_H, BLOCK_K)
+    B, me, rows, row_ok, counter, w0, w1, w2, w3 = program_start(counter, w_hh, B, H, H, 3, BLOCK_B, BLOCK_H,
+                                                                 BLOCK_K, RESIDENT, False)
     n_sync = 0
     k = 0
     while k < T:
-        t = step_time(k, T, REVERSE)
-        live = active_rows(sizes, t, rows, B, PACKED)[:, None]
+        t, live = step_at(k, T, sizes, rows, B, REVERSE, PACKED)
         for tile0 in range(0, TILES, PROGRAMS):
-            tile = tile0 + me
-            cols = tile * BLOCK_H + tl.arange(0, BLOCK_H)
-            col_ok = cols < H
+            cols, col_ok = tile_columns(tile0 + me, BLOCK_H, H)
             _, p_r, p_z, p_n = tile_products(hs + k * B * H, hs, rows, row_ok, w_hh, w0, w1, w2, w3, cols, col_ok,
                                              H, H, 3, BLOCK_B, BLOCK_H, BLOCK_K, RESIDENT, False, INTERPRET)
             _gru_cell(p_r, p_z, p_n, t, k, rows, row_ok, live, cols, col_ok, xg, hs, gates, hn_buf, b_hh, B,
@@ -95,30 +86,20 @@ def gru_backward(dy, dh_buf, dxg, dhp_buf, counter, sizes, hs, gates, hn_buf, w_
                  RESIDENT: tl.constexpr, HAS_BIAS: tl.constexpr, PACKED: tl.constexpr, REVERSE: tl.constexpr,
                  INTERPRET: tl.constexpr):
     """dh_buf (T+1, B, H): dh_n in slot T, dh0 out in slot 0; dxg and dhp_buf (T, B, 3H) out."""
-    B = B.to(tl.int64)
-    me = tl.program_id(1)
-    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
-    row_ok = rows < B
-    counter += tl.program_id(0)
-    w0, w1, w2, w3 = no_weights(w_hh, BLOCK_H, BLOCK_K)
-    if RESIDENT:
-        w0, w1, w2, w3 = resident_column_weights(w_hh, me, H, H, 3, BLOCK_H, BLOCK_K)
+    B, me, rows, row_ok, counter, w0, w1, w2, w3 = program_start(counter, w_hh, B, H, H, 3, BLOCK_B, BLOCK_H,
+                                                                 BLOCK_K, RESIDENT, True)
     n_sync = 0
     k = T - 1
     while k >= 0:
-        t = step_time(k, T, REVERSE)
-        live = active_rows(sizes, t, rows, B, PACKED)[:, None]
+        t, live = step_at(k, T, sizes, rows, B, REVERSE, PACKED)
         for tile0 in range(0, TILES, PROGRAMS):
-            tile = tile0 + me
-            cols = tile * BLOCK_H + tl.arange(0, BLOCK_H)
-            _gru_cell_grads(t, k, rows, row_ok, live, cols, cols < H, dy, dh_buf, dxg, dhp_buf, hs, gates, hn_buf,
+            cols, col_ok = tile_columns(tile0 + me, BLOCK_H, H)
+            _gru_cell_grads(t, k, rows, row_ok, live, cols, col_ok, dy, dh_buf, dxg, dhp_buf, hs, gates, hn_buf,
                             B, H)
         n_sync += 1
         sync(counter, n_sync, PROGRAMS)
         for tile0 in range(0, TILES, PROGRAMS):
-            tile = tile0 + me
-            cols = tile * BLOCK_H + tl.arange(0, BLOCK_H)
-            col_ok = cols < H
+            cols, col_ok = tile_columns(tile0 + me, BLOCK_H, H)
             acc = back_tile_products(dhp_buf + t * B * 3 * H, rows, row_ok, w_hh, w0, w1, w2, w3, cols, col_ok, H, H,
                                      3, BLOCK_B, BLOCK_H, BLOCK_K, RESIDENT, INTERPRET)
             carried = load_rows(dh_buf + (k + 1) * B * H, rows, row_ok, cols, col_ok, H, True)

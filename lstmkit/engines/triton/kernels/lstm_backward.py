@@ -12,9 +12,8 @@ product each after the launch (``lstmkit.engines.triton.lstm``).
 import triton
 import triton.language as tl
 
-from .common import (active_rows, back_tile_products, column_weights, dot, load_rows, no_weights,
-                     resident_column_weights, row_sums, step_time, store_partial, store_rows, sync, tanh)
-from .lstm_forward import _vector
+from .common import (back_tile_products, column_weights, dot, exchange_sums, load_rows, per_unit, program_start,
+                     step_at, store_rows, sync, tanh, tile_columns)
 
 
 @triton.jit
@@ -69,7 +68,7 @@ def _saved(gates, cs, c_new_buf, stats_c, ln_c_w, ln_c_b, t, k, rows, row_ok, co
         mean = tl.load(stats_c + (t * B + rows) * 2, mask=row_ok, other=0.0)[:, None]
         rstd = tl.load(stats_c + (t * B + rows) * 2 + 1, mask=row_ok, other=0.0)[:, None]
         c_hat = (c_new - mean) * rstd
-        shown = c_hat * _vector(ln_c_w, cols, col_ok) + _vector(ln_c_b, cols, col_ok)
+        shown = c_hat * per_unit(ln_c_w, cols, col_ok) + per_unit(ln_c_b, cols, col_ok)
     return i, f, g, o, c_prev, c_hat, tanh(shown)
 
 
@@ -88,7 +87,7 @@ def _gate_grads(dh_raw, dc_shown, i, f, g, o, tanh_c, c_prev, t, rows, row_ok, l
     else:
         dc_new += dc
     if PEEPHOLE:
-        dc_new += da_o * _vector(w_co, cols, col_ok)
+        dc_new += da_o * per_unit(w_co, cols, col_ok)
     dc_new = tl.where(live, dc_new, 0.0)
     da_o = tl.where(live, da_o, 0.0)
     da_i = dc_new * g * i * (1.0 - i)
@@ -99,9 +98,9 @@ def _gate_grads(dh_raw, dc_shown, i, f, g, o, tanh_c, c_prev, t, rows, row_ok, l
     da_g = dc_new * i * (1.0 - g * g)
     dc_prev = dc_new * f
     if PEEPHOLE:
-        dc_prev += da_f * _vector(w_cf, cols, col_ok)
+        dc_prev += da_f * per_unit(w_cf, cols, col_ok)
         if G == 4:
-            dc_prev += da_i * _vector(w_ci, cols, col_ok)
+            dc_prev += da_i * per_unit(w_ci, cols, col_ok)
     if ZONEOUT_C:
         dc_prev += dc * z
     store_rows(dc_buf, tl.where(live, dc_prev, dc), rows, row_ok, cols, col_ok, H)
@@ -129,16 +128,16 @@ def _hp_hat(hp_buf, stats_h, q, t, rows, row_ok, cols, col_ok, B, H: tl.constexp
 def _norm_sums(hp_buf, stats_h, ln_hh, da_i, da_f, da_g, da_o, t, rows, row_ok, cols, col_ok, s1, s2, B,
                H: tl.constexpr, G: tl.constexpr):
     if G == 4:
-        d = da_i * _vector(ln_hh, cols, col_ok)
+        d = da_i * per_unit(ln_hh, cols, col_ok)
         s1 += tl.sum(d, 1)
         s2 += tl.sum(d * _hp_hat(hp_buf, stats_h, 0, t, rows, row_ok, cols, col_ok, B, H, G), 1)
-    d = da_f * _vector(ln_hh, (G - 3) * H + cols, col_ok)
+    d = da_f * per_unit(ln_hh, (G - 3) * H + cols, col_ok)
     s1 += tl.sum(d, 1)
     s2 += tl.sum(d * _hp_hat(hp_buf, stats_h, G - 3, t, rows, row_ok, cols, col_ok, B, H, G), 1)
-    d = da_g * _vector(ln_hh, (G - 2) * H + cols, col_ok)
+    d = da_g * per_unit(ln_hh, (G - 2) * H + cols, col_ok)
     s1 += tl.sum(d, 1)
     s2 += tl.sum(d * _hp_hat(hp_buf, stats_h, G - 2, t, rows, row_ok, cols, col_ok, B, H, G), 1)
-    d = da_o * _vector(ln_hh, (G - 1) * H + cols, col_ok)
+    d = da_o * per_unit(ln_hh, (G - 1) * H + cols, col_ok)
     s1 += tl.sum(d, 1)
     s2 += tl.sum(d * _hp_hat(hp_buf, stats_h, G - 1, t, rows, row_ok, cols, col_ok, B, H, G), 1)
     return s1, s2
@@ -151,7 +150,7 @@ def _norm_backward(dxg, dhp_buf, hp_buf, stats_h, ln_hh, mean_d, mean_dp, t, row
     rstd = tl.load(stats_h + (t * B + rows) * 2 + 1, mask=row_ok, other=0.0)[:, None]
     for q in tl.static_range(G):
         gq = q * H + cols
-        d = load_rows(dxg + t * B * G * H, rows, row_ok, gq, col_ok, G * H, False) * _vector(ln_hh, gq, col_ok)
+        d = load_rows(dxg + t * B * G * H, rows, row_ok, gq, col_ok, G * H, False) * per_unit(ln_hh, gq, col_ok)
         p_hat = _hp_hat(hp_buf, stats_h, q, t, rows, row_ok, cols, col_ok, B, H, G)
         dhp = (d - mean_d[:, None] - p_hat * mean_dp[:, None]) * rstd
         store_rows(dhp_buf + t * B * G * H, tl.where(live, dhp, 0.0), rows, row_ok, gq, col_ok, G * H)
@@ -168,7 +167,7 @@ def _cell_grads(dh_raw, t, k, rows, row_ok, live, cols, col_ok, s1, s2, c1, c2, 
                                                row_ok, cols, col_ok, B, H, G, LN_C, ZONEOUT_C)
     d_shown = dh_raw * o * (1.0 - tanh_c * tanh_c)
     if LN_C:
-        d_hat = tl.where(live, d_shown * _vector(ln_c_w, cols, col_ok), 0.0)
+        d_hat = tl.where(live, d_shown * per_unit(ln_c_w, cols, col_ok), 0.0)
         c1 += tl.sum(d_hat, 1)
         c2 += tl.sum(d_hat * c_hat, 1)
         store_rows(dh_raw_buf + t * B * H, tl.where(live, dh_raw, 0.0), rows, row_ok, cols, col_ok, H)
@@ -190,27 +189,18 @@ def lstm_backward(dy, dh_buf, dc_buf, dxg, dhp_buf, dh_raw_buf, part_h, part_c, 
                   PACKED: tl.constexpr, REVERSE: tl.constexpr, INTERPRET: tl.constexpr):
     """Grid (batch tiles, PROGRAMS) as the forward; steps k = T-1 .. 0. dh_buf (T+1, B, P) holds
     dh_n in slot T and receives dh0 in slot 0; dc_buf (B, H) goes from dc_n to dc0."""
-    B = B.to(tl.int64)                            # offsets t·B·G·H outgrow int32 on long sequences
-    me = tl.program_id(1)
-    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
-    row_ok = rows < B
-    counter += tl.program_id(0)
-    w0, w1, w2, w3 = no_weights(w_hh, BLOCK_H, BLOCK_K)
-    if RESIDENT:                                  # one tile of h's columns per program: W_hh on chip
-        w0, w1, w2, w3 = resident_column_weights(w_hh, me, H, P, G, BLOCK_H, BLOCK_K)
+    B, me, rows, row_ok, counter, w0, w1, w2, w3 = program_start(counter, w_hh, B, H, P, G, BLOCK_B, BLOCK_H,
+                                                                 BLOCK_K, RESIDENT, True)
     n_sync = 0
     k = T - 1
     while k >= 0:                                 # (a while: the interpreter cannot range over T)
-        t = step_time(k, T, REVERSE)
-        live = active_rows(sizes, t, rows, B, PACKED)[:, None]
+        t, live = step_at(k, T, sizes, rows, B, REVERSE, PACKED)
         s1 = tl.zeros((BLOCK_B,), tl.float32)
         s2 = tl.zeros((BLOCK_B,), tl.float32)
         c1 = tl.zeros((BLOCK_B,), tl.float32)
         c2 = tl.zeros((BLOCK_B,), tl.float32)
         for tile0 in range(0, TILES, PROGRAMS):
-            tile = tile0 + me
-            cols = tile * BLOCK_H + tl.arange(0, BLOCK_H)
-            col_ok = cols < H
+            cols, col_ok = tile_columns(tile0 + me, BLOCK_H, H)
             dh_raw = _dh_raw(dh_buf, dy, zh, w_hr, t, k, rows, row_ok, live, cols, col_ok, B, H, P,
                              BLOCK_B, BLOCK_H, BLOCK_K, PROJ, ZONEOUT_H, INTERPRET)
             s1, s2, c1, c2 = _cell_grads(dh_raw, t, k, rows, row_ok, live, cols, col_ok, s1, s2, c1, c2,
@@ -218,43 +208,32 @@ def lstm_backward(dy, dh_buf, dc_buf, dxg, dhp_buf, dh_raw_buf, part_h, part_c, 
                                          stats_c, w_ci, w_cf, w_co, ln_hh, ln_c_w, ln_c_b, zc, B, H, G,
                                          PEEPHOLE, LN_HH, LN_C, ZONEOUT_C)
         if LN_C:                                  # the cell norm's backward needs whole-row sums
-            store_partial(part_c, me, rows, row_ok, c1, c2, B)
-            n_sync += 1
-            sync(counter, n_sync, PROGRAMS)
-            mean_d, mean_dc = row_sums(part_c, rows, row_ok, B, PROGRAMS)
+            mean_d, mean_dc, n_sync = exchange_sums(part_c, me, rows, row_ok, c1, c2, counter, n_sync, B, PROGRAMS)
             mean_d = mean_d[:, None] / H
             mean_dc = mean_dc[:, None] / H
             rstd = tl.load(stats_c + (t * B + rows) * 2 + 1, mask=row_ok, other=0.0)[:, None]
             for tile0 in range(0, TILES, PROGRAMS):
-                tile = tile0 + me
-                cols = tile * BLOCK_H + tl.arange(0, BLOCK_H)
-                col_ok = cols < H
+                cols, col_ok = tile_columns(tile0 + me, BLOCK_H, H)
                 dh_raw = load_rows(dh_raw_buf + t * B * H, rows, row_ok, cols, col_ok, H, False)
                 i, f, g, o, c_prev, c_hat, tanh_c = _saved(gates, cs, c_new_buf, stats_c, ln_c_w, ln_c_b, t, k,
                                                            rows, row_ok, cols, col_ok, B, H, G, True, ZONEOUT_C)
-                d_hat = dh_raw * o * (1.0 - tanh_c * tanh_c) * _vector(ln_c_w, cols, col_ok)
+                d_hat = dh_raw * o * (1.0 - tanh_c * tanh_c) * per_unit(ln_c_w, cols, col_ok)
                 dc_shown = (d_hat - mean_d - c_hat * mean_dc) * rstd
                 s1, s2 = _gate_grads(dh_raw, dc_shown, i, f, g, o, tanh_c, c_prev, t, rows, row_ok, live, cols,
                                      col_ok, dc_buf, dxg, hp_buf, stats_h, w_ci, w_cf, w_co, ln_hh, zc, s1, s2,
                                      B, H, G, PEEPHOLE, LN_HH, ZONEOUT_C)
         d_rows = dxg
         if LN_HH:                                 # back through the norm of h @ W_hh^T
-            store_partial(part_h, me, rows, row_ok, s1, s2, B)
-            n_sync += 1
-            sync(counter, n_sync, PROGRAMS)
-            mean_d, mean_dp = row_sums(part_h, rows, row_ok, B, PROGRAMS)
+            mean_d, mean_dp, n_sync = exchange_sums(part_h, me, rows, row_ok, s1, s2, counter, n_sync, B, PROGRAMS)
             for tile0 in range(0, TILES, PROGRAMS):
-                tile = tile0 + me
-                cols = tile * BLOCK_H + tl.arange(0, BLOCK_H)
+                cols, col_ok = tile_columns(tile0 + me, BLOCK_H, H)
                 _norm_backward(dxg, dhp_buf, hp_buf, stats_h, ln_hh, mean_d / (G * H), mean_dp / (G * H), t,
-                               rows, row_ok, live, cols, cols < H, B, H, G)
+                               rows, row_ok, live, cols, col_ok, B, H, G)
             d_rows = dhp_buf
         n_sync += 1                               # the product reads every gate's gradient
         sync(counter, n_sync, PROGRAMS)
         for tile0 in range(0, P_TILES, PROGRAMS):
-            tile = tile0 + me
-            pcols = tile * BLOCK_H + tl.arange(0, BLOCK_H)
-            pcol_ok = pcols < P
+            pcols, pcol_ok = tile_columns(tile0 + me, BLOCK_H, P)
             acc = back_tile_products(d_rows + t * B * G * H, rows, row_ok, w_hh, w0, w1, w2, w3, pcols, pcol_ok,
                                      H, P, G, BLOCK_B, BLOCK_H, BLOCK_K, RESIDENT, INTERPRET)
             if H_MASK:

@@ -11,14 +11,8 @@ whole row: the statistics of a layer norm, the projection's input.
 import triton
 import triton.language as tl
 
-from .common import (active_rows, dot, gate_weights, load_rows, no_weights, resident_weights, row_stats, sigmoid,
-                     step_time, store_partial, store_rows, sync, tanh, tile_products)
-
-
-@triton.jit
-def _vector(ptr, cols, col_ok):
-    """(1, BLOCK_H) float32 slice of a per-unit parameter (peephole, norm gain or shift)."""
-    return tl.load(ptr + cols, mask=col_ok, other=0.0).to(tl.float32)[None, :]
+from .common import (dot, exchange_sums, gate_weights, load_rows, per_unit, program_start, sigmoid, step_at,
+                     store_rows, sync, tanh, tile_columns, tile_products)
 
 
 @triton.jit
@@ -55,13 +49,13 @@ def _normalised(hp_t, ln_hh, mean, rstd, rows, row_ok, cols, col_ok, H: tl.const
     r = rstd[:, None]
     p0 = tl.zeros((rows.shape[0], cols.shape[0]), tl.float32)
     if G == 4:
-        p0 = (load_rows(hp_t, rows, row_ok, cols, col_ok, G * H, False) - m) * r * _vector(ln_hh, cols, col_ok)
+        p0 = (load_rows(hp_t, rows, row_ok, cols, col_ok, G * H, False) - m) * r * per_unit(ln_hh, cols, col_ok)
     q = (G - 3) * H + cols
-    p1 = (load_rows(hp_t, rows, row_ok, q, col_ok, G * H, False) - m) * r * _vector(ln_hh, q, col_ok)
+    p1 = (load_rows(hp_t, rows, row_ok, q, col_ok, G * H, False) - m) * r * per_unit(ln_hh, q, col_ok)
     q = (G - 2) * H + cols
-    p2 = (load_rows(hp_t, rows, row_ok, q, col_ok, G * H, False) - m) * r * _vector(ln_hh, q, col_ok)
+    p2 = (load_rows(hp_t, rows, row_ok, q, col_ok, G * H, False) - m) * r * per_unit(ln_hh, q, col_ok)
     q = (G - 1) * H + cols
-    p3 = (load_rows(hp_t, rows, row_ok, q, col_ok, G * H, False) - m) * r * _vector(ln_hh, q, col_ok)
+    p3 = (load_rows(hp_t, rows, row_ok, q, col_ok, G * H, False) - m) * r * per_unit(ln_hh, q, col_ok)
     return p0, p1, p2, p3
 
 
@@ -73,9 +67,9 @@ def _cell(a_i, a_f, a_g, a_o, t, k, rows, row_ok, live, cols, col_ok, cs, gates,
     un-zoned c' (zoneout) and the next cell state (held where inactive). Returns o, c'."""
     c_prev = load_rows(cs + k * B * H, rows, row_ok, cols, col_ok, H, False)   # (BLOCK_B, BLOCK_H)
     if PEEPHOLE:                                  # the input and forget gates look at the old cell
-        a_f += _vector(w_cf, cols, col_ok) * c_prev
+        a_f += per_unit(w_cf, cols, col_ok) * c_prev
         if G == 4:
-            a_i += _vector(w_ci, cols, col_ok) * c_prev
+            a_i += per_unit(w_ci, cols, col_ok) * c_prev
     f = sigmoid(a_f)                              # forget gate
     if G == 4:
         i = sigmoid(a_i)                          # input gate
@@ -84,7 +78,7 @@ def _cell(a_i, a_f, a_g, a_o, t, k, rows, row_ok, live, cols, col_ok, cs, gates,
     g = tanh(a_g)                                 # candidate
     c_new = f * c_prev + i * g                    # new long-term memory
     if PEEPHOLE:                                  # the output gate looks at the new cell
-        a_o += _vector(w_co, cols, col_ok) * c_new
+        a_o += per_unit(w_co, cols, col_ok) * c_new
     o = sigmoid(a_o)                              # output gate
     record = gates + t * B * G * H
     if G == 4:
@@ -120,8 +114,8 @@ def _hidden(o, c_new, mean_c, rstd_c, t, k, rows, row_ok, live, cols, col_ok, hs
     """h' = o tanh(shown cell) for one tile; projected later (kept in h_raw_buf), else the next h."""
     shown = c_new
     if LN_C:
-        shown = (c_new - mean_c[:, None]) * rstd_c[:, None] * _vector(ln_c_w, cols, col_ok) \
-            + _vector(ln_c_b, cols, col_ok)
+        shown = (c_new - mean_c[:, None]) * rstd_c[:, None] * per_unit(ln_c_w, cols, col_ok) \
+            + per_unit(ln_c_b, cols, col_ok)
     h_new = o * tanh(shown)                       # new short-term memory
     if PROJ:
         store_rows(h_raw_buf + t * B * H, tl.where(live, h_new, 0.0), rows, row_ok, cols, col_ok, H)
@@ -134,8 +128,7 @@ def _project(t, k, rows, row_ok, live, tile, hs, h_raw_buf, w_hr, zh, B, H: tl.c
              BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
              ZONEOUT_H: tl.constexpr, INTERPRET: tl.constexpr):
     """h = h' @ W_hr^T for one tile of the P outputs, then zoneout."""
-    pcols = tile * BLOCK_H + tl.arange(0, BLOCK_H)
-    pcol_ok = pcols < P
+    pcols, pcol_ok = tile_columns(tile, BLOCK_H, P)
     acc = tl.zeros((BLOCK_B, BLOCK_H), tl.float32)
     for k0 in range(0, H, BLOCK_K):
         kk = k0 + tl.arange(0, BLOCK_K)
@@ -165,6 +158,17 @@ def _cell_and_hidden(a0, a1, a2, a3, t, k, rows, row_ok, live, cols, col_ok, c1,
     return c1, c2
 
 
+@triton.jit
+def _kept_stats(stats_t, s1, s2, count, eps, me, rows, row_ok):
+    """Mean and 1/sqrt(var + eps) of each row's ``count`` values from their totals Σx, Σx²; the
+    first program keeps them in stats_t (B, 2) for the backward."""
+    mean = s1 / count
+    rstd = 1.0 / tl.sqrt(tl.maximum(s2 / count - mean * mean, 0.0) + eps)
+    tl.store(stats_t + rows * 2, mean, mask=row_ok & (me == 0))
+    tl.store(stats_t + rows * 2 + 1, rstd, mask=row_ok & (me == 0))
+    return mean, rstd
+
+
 @triton.jit(do_not_specialize=["T", "B"])
 def lstm_forward(xg, hs, cs, gates, c_new_buf, hp_buf, stats_h, stats_c, h_raw_buf, part_h, part_c,
                  counter, sizes, w_hh, w_hr, w_ci, w_cf, w_co, ln_hh, ln_c_w, ln_c_b, h_mask, zh, zc,
@@ -175,27 +179,18 @@ def lstm_forward(xg, hs, cs, gates, c_new_buf, hp_buf, stats_h, stats_c, h_raw_b
                  H_MASK: tl.constexpr, ZONEOUT_H: tl.constexpr, ZONEOUT_C: tl.constexpr,
                  PACKED: tl.constexpr, REVERSE: tl.constexpr, INTERPRET: tl.constexpr):
     """Grid (batch tiles, PROGRAMS); program ``me`` runs hidden tiles me, me + PROGRAMS, ..."""
-    B = B.to(tl.int64)                            # offsets t·B·G·H outgrow int32 on long sequences
-    me = tl.program_id(1)
-    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
-    row_ok = rows < B
-    counter += tl.program_id(0)
-    w0, w1, w2, w3 = no_weights(w_hh, BLOCK_H, BLOCK_K)
-    if RESIDENT:                                  # one tile per program: its weights stay on chip
-        w0, w1, w2, w3 = resident_weights(w_hh, me, H, P, G, BLOCK_H, BLOCK_K)
+    B, me, rows, row_ok, counter, w0, w1, w2, w3 = program_start(counter, w_hh, B, H, P, G, BLOCK_B, BLOCK_H,
+                                                                 BLOCK_K, RESIDENT, False)
     n_sync = 0
     k = 0
     while k < T:                                  # (a while: the interpreter cannot range over T)
-        t = step_time(k, T, REVERSE)
-        live = active_rows(sizes, t, rows, B, PACKED)[:, None]
+        t, live = step_at(k, T, sizes, rows, B, REVERSE, PACKED)
         s1 = tl.zeros((BLOCK_B,), tl.float32)
         s2 = tl.zeros((BLOCK_B,), tl.float32)
         c1 = tl.zeros((BLOCK_B,), tl.float32)
         c2 = tl.zeros((BLOCK_B,), tl.float32)
         for tile0 in range(0, TILES, PROGRAMS):
-            tile = tile0 + me
-            cols = tile * BLOCK_H + tl.arange(0, BLOCK_H)
-            col_ok = cols < H
+            cols, col_ok = tile_columns(tile0 + me, BLOCK_H, H)
             p0, p1, p2, p3 = tile_products(hs + k * B * P, h_mask, rows, row_ok, w_hh, w0, w1, w2, w3, cols, col_ok,
                                            H, P, G, BLOCK_B, BLOCK_H, BLOCK_K, RESIDENT, H_MASK, INTERPRET)
             if LN_HH:
@@ -207,16 +202,10 @@ def lstm_forward(xg, hs, cs, gates, c_new_buf, hp_buf, stats_h, stats_c, h_raw_b
                                           hs, cs, gates, c_new_buf, h_raw_buf, w_ci, w_cf, w_co, zh, zc, B,
                                           H, P, G, PEEPHOLE, LN_C, PROJ, ZONEOUT_H, ZONEOUT_C)
         if LN_HH:                                 # the norm of h @ W_hh^T needs the whole row
-            store_partial(part_h, me, rows, row_ok, s1, s2, B)
-            n_sync += 1
-            sync(counter, n_sync, PROGRAMS)
-            mean, rstd = row_stats(part_h, rows, row_ok, G * H, B, eps, PROGRAMS)
-            tl.store(stats_h + (t * B + rows) * 2, mean, mask=row_ok & (me == 0))
-            tl.store(stats_h + (t * B + rows) * 2 + 1, rstd, mask=row_ok & (me == 0))
+            s1, s2, n_sync = exchange_sums(part_h, me, rows, row_ok, s1, s2, counter, n_sync, B, PROGRAMS)
+            mean, rstd = _kept_stats(stats_h + t * B * 2, s1, s2, G * H, eps, me, rows, row_ok)
             for tile0 in range(0, TILES, PROGRAMS):
-                tile = tile0 + me
-                cols = tile * BLOCK_H + tl.arange(0, BLOCK_H)
-                col_ok = cols < H
+                cols, col_ok = tile_columns(tile0 + me, BLOCK_H, H)
                 p0, p1, p2, p3 = _normalised(hp_buf + t * B * G * H, ln_hh, mean, rstd, rows, row_ok,
                                              cols, col_ok, H, G)
                 a0, a1, a2, a3 = _x_plus(xg + t * B * G * H, p0, p1, p2, p3, rows, row_ok, cols, col_ok, H, G)
@@ -224,16 +213,10 @@ def lstm_forward(xg, hs, cs, gates, c_new_buf, hp_buf, stats_h, stats_c, h_raw_b
                                           hs, cs, gates, c_new_buf, h_raw_buf, w_ci, w_cf, w_co, zh, zc, B,
                                           H, P, G, PEEPHOLE, LN_C, PROJ, ZONEOUT_H, ZONEOUT_C)
         if LN_C:                                  # the norm of c' needs the whole row
-            store_partial(part_c, me, rows, row_ok, c1, c2, B)
-            n_sync += 1
-            sync(counter, n_sync, PROGRAMS)
-            mean_c, rstd_c = row_stats(part_c, rows, row_ok, H, B, eps, PROGRAMS)
-            tl.store(stats_c + (t * B + rows) * 2, mean_c, mask=row_ok & (me == 0))
-            tl.store(stats_c + (t * B + rows) * 2 + 1, rstd_c, mask=row_ok & (me == 0))
+            c1, c2, n_sync = exchange_sums(part_c, me, rows, row_ok, c1, c2, counter, n_sync, B, PROGRAMS)
+            mean_c, rstd_c = _kept_stats(stats_c + t * B * 2, c1, c2, H, eps, me, rows, row_ok)
             for tile0 in range(0, TILES, PROGRAMS):
-                tile = tile0 + me
-                cols = tile * BLOCK_H + tl.arange(0, BLOCK_H)
-                col_ok = cols < H
+                cols, col_ok = tile_columns(tile0 + me, BLOCK_H, H)
                 o = load_rows(gates + t * B * G * H, rows, row_ok, (G - 1) * H + cols, col_ok, G * H, False)
                 if ZONEOUT_C:
                     c_new = load_rows(c_new_buf + t * B * H, rows, row_ok, cols, col_ok, H, False)
@@ -245,8 +228,7 @@ def lstm_forward(xg, hs, cs, gates, c_new_buf, hp_buf, stats_h, stats_c, h_raw_b
             n_sync += 1
             sync(counter, n_sync, PROGRAMS)
             for tile0 in range(0, P_TILES, PROGRAMS):
-                tile = tile0 + me
-                _project(t, k, rows, row_ok, live, tile, hs, h_raw_buf, w_hr, zh, B, H, P,
+                _project(t, k, rows, row_ok, live, tile0 + me, hs, h_raw_buf, w_hr, zh, B, H, P,
                          BLOCK_B, BLOCK_H, BLOCK_K, ZONEOUT_H, INTERPRET)
         n_sync += 1                               # the next product reads every unit of h
         sync(counter, n_sync, PROGRAMS)

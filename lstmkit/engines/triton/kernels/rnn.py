@@ -3,8 +3,8 @@ backward da = dh act'(h'), dh_prev = da @ W_hh."""
 import triton
 import triton.language as tl
 
-from .common import (active_rows, back_tile_products, load_rows, no_weights, resident_column_weights,
-                     resident_weights, step_time, store_rows, sync, tanh, tile_products)
+from .common import (back_tile_products, load_rows, program_start, step_at, store_rows, sync, tanh,
+                     tile_columns, tile_products)
 
 
 @triton.jit(do_not_specialize=["T", "B"])
@@ -13,23 +13,14 @@ def rnn_forward(xg, hs, counter, sizes, w_hh, T, B, H: tl.constexpr, P: tl.const
                 BLOCK_K: tl.constexpr, PROGRAMS: tl.constexpr, RESIDENT: tl.constexpr, RELU: tl.constexpr,
                 PACKED: tl.constexpr, REVERSE: tl.constexpr, INTERPRET: tl.constexpr):
     """Grid (batch tiles, PROGRAMS); hs (T+1, B, H) with h0 in slot 0."""
-    B = B.to(tl.int64)
-    me = tl.program_id(1)
-    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
-    row_ok = rows < B
-    counter += tl.program_id(0)
-    w0, w1, w2, w3 = no_weights(w_hh, BLOCK_H, BLOCK_K)
-    if RESIDENT:
-        w0, w1, w2, w3 = resident_weights(w_hh, me, H, H, 1, BLOCK_H, BLOCK_K)
+    B, me, rows, row_ok, counter, w0, w1, w2, w3 = program_start(counter, w_hh, B, H, H, 1, BLOCK_B, BLOCK_H,
+                                                                 BLOCK_K, RESIDENT, False)
     n_sync = 0
     k = 0
     while k < T:
-        t = step_time(k, T, REVERSE)
-        live = active_rows(sizes, t, rows, B, PACKED)[:, None]
+        t, live = step_at(k, T, sizes, rows, B, REVERSE, PACKED)
         for tile0 in range(0, TILES, PROGRAMS):
-            tile = tile0 + me
-            cols = tile * BLOCK_H + tl.arange(0, BLOCK_H)
-            col_ok = cols < H
+            cols, col_ok = tile_columns(tile0 + me, BLOCK_H, H)
             _, _, _, a = tile_products(hs + k * B * H, hs, rows, row_ok, w_hh, w0, w1, w2, w3, cols, col_ok, H, H, 1,
                                        BLOCK_B, BLOCK_H, BLOCK_K, RESIDENT, False, INTERPRET)
             a += load_rows(xg + t * B * H, rows, row_ok, cols, col_ok, H, False)
@@ -50,23 +41,14 @@ def rnn_backward(dy, dh_buf, dxg, counter, sizes, hs, w_hh, T, B, H: tl.constexp
                  BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, PROGRAMS: tl.constexpr, RESIDENT: tl.constexpr,
                  RELU: tl.constexpr, PACKED: tl.constexpr, REVERSE: tl.constexpr, INTERPRET: tl.constexpr):
     """dh_buf (T+1, B, H): dh_n in slot T, dh0 out in slot 0; dxg (T, B, H) out."""
-    B = B.to(tl.int64)
-    me = tl.program_id(1)
-    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
-    row_ok = rows < B
-    counter += tl.program_id(0)
-    w0, w1, w2, w3 = no_weights(w_hh, BLOCK_H, BLOCK_K)
-    if RESIDENT:
-        w0, w1, w2, w3 = resident_column_weights(w_hh, me, H, H, 1, BLOCK_H, BLOCK_K)
+    B, me, rows, row_ok, counter, w0, w1, w2, w3 = program_start(counter, w_hh, B, H, H, 1, BLOCK_B, BLOCK_H,
+                                                                 BLOCK_K, RESIDENT, True)
     n_sync = 0
     k = T - 1
     while k >= 0:
-        t = step_time(k, T, REVERSE)
-        live = active_rows(sizes, t, rows, B, PACKED)[:, None]
+        t, live = step_at(k, T, sizes, rows, B, REVERSE, PACKED)
         for tile0 in range(0, TILES, PROGRAMS):
-            tile = tile0 + me
-            cols = tile * BLOCK_H + tl.arange(0, BLOCK_H)
-            col_ok = cols < H
+            cols, col_ok = tile_columns(tile0 + me, BLOCK_H, H)
             dh = load_rows(dh_buf + (k + 1) * B * H, rows, row_ok, cols, col_ok, H, True)
             dh += tl.where(live, load_rows(dy + t * B * H, rows, row_ok, cols, col_ok, H, False), 0.0)
             h_new = load_rows(hs + (k + 1) * B * H, rows, row_ok, cols, col_ok, H, False)
@@ -78,9 +60,7 @@ def rnn_backward(dy, dh_buf, dxg, counter, sizes, hs, w_hh, T, B, H: tl.constexp
         n_sync += 1
         sync(counter, n_sync, PROGRAMS)
         for tile0 in range(0, TILES, PROGRAMS):
-            tile = tile0 + me
-            cols = tile * BLOCK_H + tl.arange(0, BLOCK_H)
-            col_ok = cols < H
+            cols, col_ok = tile_columns(tile0 + me, BLOCK_H, H)
             acc = back_tile_products(dxg + t * B * H, rows, row_ok, w_hh, w0, w1, w2, w3, cols, col_ok, H, H, 1,
                                      BLOCK_B, BLOCK_H, BLOCK_K, RESIDENT, INTERPRET)
             carried = load_rows(dh_buf + (k + 1) * B * H, rows, row_ok, cols, col_ok, H, True)
