@@ -12,7 +12,7 @@ import sys
 from lstmkit.errors import UsageError
 
 # Order is the order of `lstmkit --help`.
-COMMANDS = ["demo", "experiment", "train", "predict", "generate", "selfcheck", "bench"]
+COMMANDS = ["demo", "experiment", "train", "predict", "generate", "view", "selfcheck", "bench"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -53,9 +53,10 @@ def get(name: str) -> Engine:
 def auto_order(spec: LayerSpec) -> tuple[str, ...]:
     """The engines ``auto`` tries, best first, for ``spec``."""
     if spec.exporting:
-        # a graph of torch ops: torch's fused op where it serves (ONNX has an LSTM node for it),
-        # else the cell in a scan (dynamic length), else the plain loop (torch.jit.trace)
-        return ("native", "scan", "loop")
+        # a graph of torch ops with the length as a dynamic dimension: the cell in a scan (torch's
+        # fused op would be unrolled into a fixed number of steps), else the plain loop, which
+        # torch.jit.trace records step by step
+        return ("scan", "loop")
     if spec.compiling and spec.training:
         # the cpu engine's operator traces into one graph; torch's CPU op runs eagerly there
         return ("cpu", "native", "bptt")

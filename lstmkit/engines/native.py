@@ -23,10 +23,6 @@ def why_not(spec: LayerSpec) -> str | None:
         unsupported = spec.variant.structural + spec.variant.stochastic(spec.training)
         if unsupported:
             return f"it does not implement {', '.join(unsupported)}"
-    if spec.compiling and spec.training and spec.device.type == "cpu" and not spec.exporting:
-        # torch.compile decomposes the CPU op into mkldnn_rnn_layer, which it cannot trace with
-        # gradients (torch.nn.LSTM itself falls back to eager there)
-        return "torch.compile cannot trace its CPU op for training"
     return None
 
 
@@ -36,6 +32,14 @@ def run_stack(layer, x: Tensor, states: list[Tensor], layout, flat_weights: list
     A packed input runs on its packed data (torch's op skips the padding itself); the output comes
     back padded, in the layout every engine returns.
     """
+    if torch.compiler.is_compiling() and layer.training and x.device.type == "cpu":
+        # torch.compile cannot trace the CPU op with gradients (it decomposes into oneDNN's
+        # mkldnn_rnn_layer): it runs eagerly between two graphs, as torch.nn.LSTM does there
+        return _run_eagerly(layer, x, states, layout, flat_weights)
+    return _run(layer, x, states, layout, flat_weights)
+
+
+def _run(layer, x: Tensor, states: list[Tensor], layout, flat_weights: list[Tensor]):
     op = _OPS[layer.mode]
     state = states if layer.mode == "LSTM" else states[0]
     common = (flat_weights, layer.bias, layer.num_layers, float(layer.dropout), layer.training,
@@ -48,3 +52,6 @@ def run_stack(layer, x: Tensor, states: list[Tensor], layout, flat_weights: list
         result = op(x, state, *common, False)
         y = result[0]
     return y, list(result[1:])
+
+
+_run_eagerly = torch.compiler.disable(_run)

@@ -18,7 +18,8 @@ import lstmkit
 from lstmkit.experiments import cliff
 from lstmkit.experiments.common import ExperimentResult, RunContext
 from lstmkit.experiments.plots import gate_heatmap
-from lstmkit.experiments.stories import Story, Vocabulary, make_story
+from lstmkit.experiments.report import write_viewer_page
+from lstmkit.experiments.stories import ALL_SPECIES, Story, Vocabulary, make_story
 
 NAME = "gates"
 TITLE = "What the gates did"
@@ -118,6 +119,8 @@ def run(context: RunContext, out_dir) -> ExperimentResult:
                           {"f (forget)": panels["f"], "i (input)": panels["i"], "c (cell)": panels["c"]},
                           units, "Gates of the units that carry my pet's species")
     extra = text_heatmap(words, panels["f"][0], panels["i"][0], units[0], stories[shown].mention)
+    extra += write_viewer_page(out_dir, "cliff_view.html", model, ids[shown:shown + 1, real], words,
+                               ALL_SPECIES[:settings.stories.species], "lstmkit view: the Cliff LSTM on one story")
 
     table_rows = [[u, float(r2[u]), float(forget_per_unit[u]), float(record.i[rows, mention, u].mean())]
                   for u in units]

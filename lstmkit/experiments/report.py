@@ -48,6 +48,19 @@ def _write_atomically(path: Path, text: str) -> None:
     temporary.replace(path)
 
 
+def write_viewer_page(out_dir: Path, name: str, model, ids, words: list[str], labels: list[str],
+                      title: str) -> str:
+    """A gate-viewer page (lstmkit view) of ``model`` reading ids (1, T) = ``words``, whose output
+    scores ``labels`` at every step; returns the report's link to it."""
+    from lstmkit.view import build_page, classes_at_every_step
+
+    shown, traces, prediction = classes_at_every_step(model, ids, words, labels)
+    _write_atomically(out_dir / name, build_page(shown, traces, prediction, title=title,
+                                                 subtitle=f"{len(words)} words; prediction: {prediction.signal_name}"))
+    return (f'<p><a href="{html.escape(name)}">Open this story in the gate viewer</a>: every gate of every unit, '
+            f"word by word, and the model's prediction as it reads.</p>")
+
+
 def write_metrics(out_dir: Path, run_info: dict, results: list[ExperimentResult]) -> Path:
     document = dict(run_info)
     document["experiments"] = {r.name: {"seconds": round(r.seconds, 2), "headline": r.headline, **r.metrics}

@@ -42,6 +42,12 @@ class GateRecord:
             return tensors[name]
         raise AttributeError(f"this record has no {name!r}; it has {', '.join(tensors) or 'nothing'}")
 
+    def _repr_html_(self) -> str:
+        """In Jupyter: the record's first sequence in the gate viewer (lstmkit.view)."""
+        from lstmkit.view.record import record_html
+
+        return record_html(self)
+
 
 class Trace:
     """The records of a ``trace`` block, one per layer, direction and forward call."""

@@ -69,7 +69,7 @@ def _ptxas_usage(ptx: str, capability: int) -> tuple[int | None, int | None]:
             arch = f"sm_{capability}a" if capability >= 90 else f"sm_{capability}"
             out = subprocess.run([ptxas, f"-arch={arch}", "-v", str(path), "-o", str(path.with_suffix(".cubin"))],
                                  capture_output=True, text=True, timeout=300)
-        except (OSError, subprocess.SubprocessError, RuntimeError):
+        except Exception:   # a report, not a check: ptxas missing or another Triton's API
             return None, None
     text = out.stdout + out.stderr
     regs = re.search(r"Used (\d+) registers", text)

@@ -1,4 +1,4 @@
-"""Triton kernels of the recurrences; loaded through ``lstmkit.engines.triton.loader``."""
+"""Triton kernels of the recurrences; imported on first use by ``lstmkit.engines.triton.launch``."""
 from . import gru, lstm_backward, lstm_forward, rnn
 
 KERNELS = {
