@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -51,12 +51,13 @@ def alternatives(dtype: str, batch: int, hidden: int, gpu: bool) -> dict[str, Ti
     base = choose(batch, hidden, hidden, 4, getattr(torch, dtype), 132 if gpu else None)
     if not gpu:
         return {"default": base, "two_tiles": Tiling(base.block_b, max(1, base.block_h // 2), base.block_k, 1)}
-    tiles = -(-hidden // 32)
-    return {"default": base,
-            "one_program": Tiling(16, 32, 32, 1, num_warps=8),
-            "block_h_32": Tiling(16, 32, 32, tiles, num_warps=8),
-            "4_warps": Tiling(16, 16, 32, -(-hidden // 16), num_warps=4),
-            "resident_f32": Tiling(16, 16, 32, -(-hidden // 16), resident=dtype == "float32", num_warps=8)}
+    choices = {"default": base,
+               "one_program": Tiling(16, 32, 32, 1, num_warps=8),
+               "block_h_32": Tiling(16, 32, 32, -(-hidden // 32), num_warps=8),
+               "4_warps": replace(base, num_warps=4)}
+    if dtype == "float32":
+        choices["streamed"] = replace(base, resident=False, resident_back=False)
+    return choices
 
 
 class Layer:
