@@ -9,6 +9,7 @@ import torch  # noqa: E402
 
 from lstmkit.nn.cells import GRUCell, LSTMCell, RNNCell, gru_cell, lstm_cell, rnn_cell  # noqa: E402
 from lstmkit.nn.layers import GRU, LSTM, RNN  # noqa: E402
+from lstmkit.nn.streaming import StepModule  # noqa: E402
 from lstmkit.nn.swap import swap_into_torch  # noqa: E402
 from lstmkit.nn.trace import trace  # noqa: E402
 
@@ -19,5 +20,5 @@ torch.serialization.add_safe_globals([LSTM, GRU, RNN, LSTMCell, GRUCell, RNNCell
 
 __all__ = [
     "LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell",
-    "lstm_cell", "gru_cell", "rnn_cell", "trace", "swap_into_torch", "__version__",
+    "lstm_cell", "gru_cell", "rnn_cell", "trace", "swap_into_torch", "StepModule", "__version__",
 ]

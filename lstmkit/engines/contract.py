@@ -31,6 +31,10 @@ class Steps(NamedTuple):
 
     batch_sizes: tuple[int, ...] | None = None   # active leading rows per step (packed, sorted by length)
     reverse: bool = False                          # run t = T-1 .. 0
+    # (B,) the length of each row of a padded batch in the caller's order: what a recorded graph
+    # (torch.export) holds instead of batch_sizes, which are numbers read off the data. Eagerly the
+    # layer packs such a batch, so only engines that serve exporting see it.
+    lengths: Tensor | None = None
 
 
 class LSTMState(NamedTuple):

@@ -25,6 +25,9 @@ def _order(steps: int, reverse: bool) -> range:
 
 
 def _active(steps: Steps, t: int, batch: int) -> int:
+    if steps.lengths is not None:
+        raise ValueError("the loop engine takes varying lengths as batch_sizes (a packed batch), not as "
+                         "a lengths tensor")
     return batch if steps.batch_sizes is None else steps.batch_sizes[t]
 
 

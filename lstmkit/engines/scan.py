@@ -2,9 +2,9 @@
 
 ``torch.export`` (and with it ``torch.onnx.export``) turns a ``scan`` into one loop node whose
 length is a dynamic dimension, so a model exported through this engine takes any sequence length
-and batch size; ONNX gets a ``Scan`` node whose body is the cell. A packed batch runs every row
-at every step and keeps a finished row's state with a per-step mask, which needs no
-data-dependent shapes.
+and batch size; ONNX gets a ``Scan`` node whose body is the cell. A packed batch, or a padded one
+with its lengths as a tensor, runs every row at every step and keeps a finished row's state with
+a per-step mask, which needs no data-dependent shapes.
 """
 from __future__ import annotations
 
@@ -28,6 +28,9 @@ def why_not(spec: LayerSpec) -> str | None:
 
 def _active(xg: Tensor, steps: Steps) -> Tensor | None:
     """(T, B, 1) 1 where a row is inside its sequence at step t, or None when every row is."""
+    if steps.lengths is not None:                                    # a padded batch, any row order
+        times = torch.arange(xg.shape[0], device=xg.device)
+        return (times[:, None] < steps.lengths.to(xg.device)[None, :]).to(xg.dtype).unsqueeze(-1)
     if steps.batch_sizes is None:
         return None
     sizes = torch.tensor(steps.batch_sizes, device=xg.device)

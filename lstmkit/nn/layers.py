@@ -20,7 +20,7 @@ from contextvars import ContextVar
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.nn.utils.rnn import PackedSequence
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from lstmkit import engines
 from lstmkit.engines.contract import LayerSpec, Steps
@@ -100,13 +100,18 @@ class RecurrentLayers(PlainState, nn.Module):
 
     # -- forward ------------------------------------------------------------------------------
 
-    def forward(self, input: Tensor | PackedSequence, hx=None):
-        check_layer_input(self, input, hx)
+    def forward(self, input: Tensor | PackedSequence, hx=None, *, lengths: Tensor | None = None):
+        """torch.nn's forward. ``lengths`` (B,) may come with a right-padded batch: the results are
+        those of packing it (outputs zero past each sequence's end, final states at each end), in the
+        padded layout, and unlike packing it records into exported graphs (torch.export, ONNX)."""
+        check_layer_input(self, input, hx, lengths)
+        if lengths is not None and not torch.compiler.is_exporting():
+            return self._forward_padded(input, hx, lengths)
         recorder = self._trace_recorder
         engine = engines.select(self.layer_spec(isinstance(input, PackedSequence)), self.backend,
                                 recording=recorder is not None)
         self.last_backend = engine.name
-        x, layout = to_time_major(input, self.batch_first)                       # (T, B, I)
+        x, layout = to_time_major(input, self.batch_first, lengths)              # (T, B, I)
         states = self._initial_states(hx, layout, x)                             # each (L·D, B, S)
         if hasattr(engine, "run_stack"):
             y, finals = engine.run_stack(self, x, states, layout, self._flat_weights_for_run())
@@ -114,6 +119,13 @@ class RecurrentLayers(PlainState, nn.Module):
             y, finals = self._run_stack(engine, x, states, layout, recorder)
         finals = [states_out(s, layout) for s in finals]
         return from_time_major(y, layout), (tuple(finals) if self.kind.has_cell else finals[0])
+
+    def _forward_padded(self, input: Tensor, hx, lengths: Tensor):
+        """A padded batch with its lengths, run as the PackedSequence it is."""
+        packed = pack_padded_sequence(input, lengths.cpu(), batch_first=self.batch_first, enforce_sorted=False)
+        output, state = self(packed, hx)
+        total = input.shape[1 if self.batch_first else 0]
+        return pad_packed_sequence(output, batch_first=self.batch_first, total_length=total)[0], state
 
     def layer_spec(self, packed: bool = False) -> LayerSpec:
         """What an engine is asked to run if this layer ran now."""
@@ -169,7 +181,7 @@ class RecurrentLayers(PlainState, nn.Module):
                 p = self._direction_weights(layer, direction)
                 xg = input_projection(layer_input, p["weight_ih"], self.kind.input_bias(p),
                                       p.get("ln_weight_ih"))                       # (T, B, G·H)
-                steps = Steps(layout.batch_sizes, direction == 1)
+                steps = Steps(layout.batch_sizes, direction == 1, layout.lengths)
                 result = self.kind.run(engine, xg, [s[k] for s in states], p, steps, self.variant,
                                        self.training)
                 if recorder is not None:

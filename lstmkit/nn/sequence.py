@@ -22,8 +22,9 @@ class Layout:
     batched: bool
     steps: int                          # T
     batch: int                          # B
-    batch_sizes: list[int] | None       # active leading rows per step (packed only)
+    batch_sizes: tuple[int, ...] | None  # active leading rows per step (packed only)
     flat_index: Tensor | None           # (N,) position t*B + b of each packed row in the padded (T*B) view
+    lengths: Tensor | None = None       # (B,) a padded batch's lengths, rows in the caller's order
 
     @property
     def sorted_indices(self) -> Tensor | None:
@@ -34,10 +35,12 @@ class Layout:
         return None if self.packed is None else self.packed.unsorted_indices
 
 
-def to_time_major(input: Tensor | PackedSequence, batch_first: bool) -> tuple[Tensor, Layout]:
-    """Return the input as (T, B, F), padded with zeros past each sequence's end, and its layout."""
+def to_time_major(input: Tensor | PackedSequence, batch_first: bool,
+                  lengths: Tensor | None = None) -> tuple[Tensor, Layout]:
+    """Return the input as (T, B, F), padded with zeros past each sequence's end, and its layout.
+    ``lengths`` go with a padded batch whose rows stay in the caller's order."""
     if isinstance(input, PackedSequence):
-        sizes = input.batch_sizes.tolist()
+        sizes = tuple(input.batch_sizes.tolist())
         steps, batch = len(sizes), sizes[0]
         active = torch.arange(batch)[None, :] < input.batch_sizes[:, None]   # (T, B)
         flat_index = active.flatten().nonzero().squeeze(1).to(input.data.device)
@@ -49,7 +52,7 @@ def to_time_major(input: Tensor | PackedSequence, batch_first: bool) -> tuple[Te
         x = input.unsqueeze(1)                                               # (T, 1, F)
     else:
         x = input.transpose(0, 1) if batch_first else input                 # (T, B, F)
-    return x, Layout(None, batch_first, batched, x.shape[0], x.shape[1], None, None)
+    return x, Layout(None, batch_first, batched, x.shape[0], x.shape[1], None, None, lengths)
 
 
 def from_time_major(y: Tensor, layout: Layout) -> Tensor | PackedSequence:

@@ -91,8 +91,9 @@ def check_cell_input(module: nn.Module, input, states: Sequence[Tensor] | None,
         _check_finite(state, name)
 
 
-def check_layer_input(module: nn.Module, input, hx) -> None:
-    """Checks for a layer's ``(input, hx)``: (T, B, I) / (B, T, I) / (T, I), or a PackedSequence."""
+def check_layer_input(module: nn.Module, input, hx, lengths=None) -> None:
+    """Checks for a layer's ``(input, hx)``: (T, B, I) / (B, T, I) / (T, I), or a PackedSequence;
+    and for the lengths of a padded batch, when given."""
     weight = _first_weight(module)
     name = type(module).__name__
     if isinstance(input, PackedSequence):
@@ -100,7 +101,7 @@ def check_layer_input(module: nn.Module, input, hx) -> None:
         if data.dim() != 2:
             raise ValueError(f"a PackedSequence's data must be 2-dimensional (total steps, features), "
                              f"got {_shape(data)}")
-        batch, batched = int(input.batch_sizes[0]) if len(input.batch_sizes) else 0, True
+        batch, batched, seq_dim = int(input.batch_sizes[0]) if len(input.batch_sizes) else 0, True, 0
         if data.shape[0] == 0:
             raise ValueError("input is an empty PackedSequence; give at least one non-empty sequence")
     else:
@@ -121,8 +122,25 @@ def check_layer_input(module: nn.Module, input, hx) -> None:
                          f"built with input_size={module.input_size}")
     _check_dtype_device(data, "input", weight)
     _check_finite(data, "input")
+    if lengths is not None:
+        _check_lengths(lengths, input, batch, seq_dim)
     if hx is not None:
         _check_states(module, hx, batch, batched)
+
+
+def _check_lengths(lengths, input, batch: int, seq_dim: int) -> None:
+    if isinstance(input, PackedSequence) or input.dim() != 3:
+        raise ValueError("lengths go with a padded batch (3 dimensions); a PackedSequence or a single "
+                         "sequence carries its own length")
+    lengths = _check_tensor(lengths, "lengths")
+    if lengths.dim() != 1 or lengths.shape[0] != batch or lengths.is_floating_point():
+        raise ValueError(f"lengths must be an integer tensor of shape ({batch},), one per sequence, "
+                         f"got {lengths.dtype} {_shape(lengths)}")
+    if _recording_a_graph():
+        return
+    steps = input.shape[seq_dim]
+    if lengths.numel() and not bool(((lengths >= 1) & (lengths <= steps)).all()):
+        raise ValueError(f"lengths must lie in 1..{steps} (the padded length), got {lengths.tolist()}")
 
 
 def _check_states(module: nn.Module, hx, batch: int, batched: bool) -> None:

@@ -56,7 +56,9 @@ def openmp_flags() -> list[str]:
 
 
 def _build_name(flags: list[str]) -> str:
-    digest = hashlib.sha256()
+    """The cache folder's name: the sources, flags and torch, and where the sources lie (ninja's build
+    file names them by path, so two installs sharing one folder would rebuild over each other)."""
+    digest = hashlib.sha256(str(_HERE.resolve()).encode())
     for name in SOURCES + HEADERS:
         digest.update((_HERE / name).read_bytes())
     digest.update(" ".join(flags).encode())

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from lstmkit.engines.contract import (GRUResult, GRUWeights, LayerSpec, LSTMResult, LSTMState, LSTMWeights,
                                       Masks, RNNResult, RNNWeights, Steps)
-from lstmkit.engines.bptt.common import make_plan
+from lstmkit.engines.bptt.common import StepPlan, make_plan
 from lstmkit.engines.triton.gru_rnn_autograd import GRUFunction, RNNFunction
 from lstmkit.engines.triton.launch import Launch, device_reason, failure, mode
 from lstmkit.engines.triton.lstm_autograd import LSTMFunction
@@ -61,11 +61,18 @@ def why_not(spec: LayerSpec) -> str | None:
     return failure(device, kind, spec.dtype)
 
 
+def _plan(xg: Tensor, steps: Steps) -> StepPlan:
+    if steps.lengths is not None:   # only exported graphs carry lengths, and this engine does not export
+        raise ValueError("the triton engine takes varying lengths as batch_sizes (a packed batch), not as "
+                         "a lengths tensor")
+    return make_plan(xg.shape[0], xg.shape[1], steps.batch_sizes, steps.reverse)
+
+
 def lstm(xg: Tensor, state: LSTMState, weights: LSTMWeights, masks: Masks = Masks(),
          steps: Steps = Steps()) -> LSTMResult:
-    count, batch, rows = xg.shape
+    _, batch, rows = xg.shape
     hidden, out = state.c.shape[-1], state.h.shape[-1]
-    plan = make_plan(count, batch, steps.batch_sizes, steps.reverse)
+    plan = _plan(xg, steps)
     launch = Launch("LSTM", xg, batch, hidden, out, rows // hidden)
     masks = [None if m is None else m.detach() for m in masks]
     result = LSTMFunction.apply(xg, state.h, state.c, weights.w_hh, weights.w_hr, weights.w_ci, weights.w_cf,
@@ -75,16 +82,16 @@ def lstm(xg: Tensor, state: LSTMState, weights: LSTMWeights, masks: Masks = Mask
 
 
 def gru(xg: Tensor, h0: Tensor, weights: GRUWeights, steps: Steps = Steps()) -> GRUResult:
-    count, batch, rows = xg.shape
+    _, batch, rows = xg.shape
+    plan = _plan(xg, steps)
     launch = Launch("GRU", xg, batch, rows // 3, rows // 3, 3)
-    plan = make_plan(count, batch, steps.batch_sizes, steps.reverse)
     return GRUResult(*GRUFunction.apply(xg, h0, weights.w_hh, weights.b_hh, plan, launch))
 
 
 def rnn(xg: Tensor, h0: Tensor, weights: RNNWeights, steps: Steps = Steps()) -> RNNResult:
     if weights.nonlinearity not in ("tanh", "relu"):
         raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {weights.nonlinearity!r}")
-    count, batch, hidden = xg.shape
+    _, batch, hidden = xg.shape
+    plan = _plan(xg, steps)
     launch = Launch("RNN", xg, batch, hidden, hidden, 1)
-    plan = make_plan(count, batch, steps.batch_sizes, steps.reverse)
     return RNNResult(*RNNFunction.apply(xg, h0, weights.w_hh, weights.nonlinearity == "relu", plan, launch))
