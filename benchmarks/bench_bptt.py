@@ -22,8 +22,9 @@ from pathlib import Path
 import torch
 
 import lstmkit
+from lstmkit.benchmark import interleaved_samples
 
-DEFAULT_OUT = Path(__file__).parent / "results" / "reference.json"
+DEFAULT_OUT = Path(__file__).parent / "results" / "bptt.json"
 
 
 def forward_backward(module, x):
@@ -43,38 +44,33 @@ def measure(batch: int, hidden: int, all_steps: list[int], repeats: int, dtype: 
     theirs = torch.nn.LSTM(hidden, hidden, dtype=dtype)
     theirs.load_state_dict(ours.state_dict())
     inputs = {steps: torch.randn(steps, batch, hidden, dtype=dtype, requires_grad=True) for steps in all_steps}
-    times = {(steps, name): [] for steps in all_steps for name in ("bptt", "torch")}
-    for run in range(repeats + 1):                       # run 0 is the warm-up
-        for steps in all_steps:
-            for name, module in (("bptt", ours), ("torch", theirs)):
-                start = time.perf_counter()
-                forward_backward(module, inputs[steps])
-                if run:
-                    times[steps, name].append(time.perf_counter() - start)
+    runs = {(steps, name): (lambda m=module, x=inputs[steps]: forward_backward(m, x))
+            for steps in all_steps for name, module in (("bptt", ours), ("torch", theirs))}
+    times = interleaved_samples(runs, repeats)
     assert ours.last_backend == "bptt", ours.last_backend
     rows = []
     for steps in all_steps:
         ref, tor = statistics.median(times[steps, "bptt"]), statistics.median(times[steps, "torch"])
         flops = 3 * 8 * batch * hidden * (2 * hidden) * steps
-        rows.append({"batch": batch, "hidden": hidden, "steps": steps, "reference_s": ref, "torch_s": tor,
-                     "ratio": ref / tor, "gflops_reference": flops / ref / 1e9,
+        rows.append({"batch": batch, "hidden": hidden, "steps": steps, "bptt_s": ref, "torch_s": tor,
+                     "ratio": ref / tor, "gflops_bptt": flops / ref / 1e9,
                      "runs": {"bptt": times[steps, "bptt"], "torch": times[steps, "torch"]}})
     return rows
 
 
 def table(rows: list[dict]) -> str:
     by_key = {(r["batch"], r["hidden"], r["steps"]): r for r in rows}
-    lines = ["| B | H | T | reference ms | torch.nn.LSTM ms | ratio | ref GFLOP/s | T ratio ref | T ratio torch |",
+    lines = ["| B | H | T | bptt ms | torch.nn.LSTM ms | ratio | bptt GFLOP/s | T ratio bptt | T ratio torch |",
              "|---|---|---|---|---|---|---|---|---|"]
     steps = sorted({r["steps"] for r in rows})
     for r in rows:
         t_ref = t_torch = ""
         short = by_key.get((r["batch"], r["hidden"], steps[0]))
         if r["steps"] == steps[-1] and short is not None and len(steps) > 1:
-            t_ref = f"{r['reference_s'] / short['reference_s']:.1f}"
+            t_ref = f"{r['bptt_s'] / short['bptt_s']:.1f}"
             t_torch = f"{r['torch_s'] / short['torch_s']:.1f}"
-        lines.append(f"| {r['batch']} | {r['hidden']} | {r['steps']} | {1e3 * r['reference_s']:.1f} | "
-                     f"{1e3 * r['torch_s']:.1f} | {r['ratio']:.2f} | {r['gflops_reference']:.1f} | "
+        lines.append(f"| {r['batch']} | {r['hidden']} | {r['steps']} | {1e3 * r['bptt_s']:.1f} | "
+                     f"{1e3 * r['torch_s']:.1f} | {r['ratio']:.2f} | {r['gflops_bptt']:.1f} | "
                      f"{t_ref} | {t_torch} |")
     return "\n".join(lines)
 
@@ -98,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         for hidden in args.hidden:
             for r in measure(batch, hidden, sorted(args.steps), args.repeats, dtype):
                 rows.append(r)
-                print(f"B={batch} H={hidden} T={r['steps']}: reference {1e3 * r['reference_s']:.1f} ms, "
+                print(f"B={batch} H={hidden} T={r['steps']}: bptt {1e3 * r['bptt_s']:.1f} ms, "
                       f"torch {1e3 * r['torch_s']:.1f} ms, ratio {r['ratio']:.2f}", file=sys.stderr, flush=True)
     load_after = os.getloadavg()
     text = table(rows)

@@ -1,4 +1,4 @@
-"""Speed of the fused CPU engine against torch.nn.LSTM, the reference engine and the step floor.
+"""Speed of the fused CPU engine against torch.nn.LSTM, the bptt engine and the step floor.
 
     python benchmarks/bench_cpu.py [--quick] [--threads N] [--out benchmarks/results/cpu.json]
 
@@ -7,7 +7,7 @@ several runs (these machines are shared and noisy: read the ratios, not the abso
 Sections, as issue 6 asks:
   train  forward+backward of a plain float32 LSTM, T=100: lstmkit cpu vs torch.nn.LSTM, and the
          arithmetic floor (its flops at the best matrix-product rate torch reaches here)
-  variant  layer-norm and peephole LSTMs: cpu vs the reference engine, and vs plain cpu
+  variant  layer-norm and peephole LSTMs: cpu vs the bptt engine, and vs plain cpu
   step   one step, B=1, I=H=256, each in a generation loop (the state it returned fed back):
          LSTMStepper and LSTM.step vs nn.LSTM on one step vs nn.LSTMCell vs the floor
          (one 4H×(I+H) matrix-vector product by torch, weights in cache) and vs one read of those
@@ -18,66 +18,24 @@ Writes a markdown table to stdout and everything to JSON.
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import platform
-import statistics
 import subprocess
-import time
 from pathlib import Path
 
 import torch
 from torch import nn
 
 import lstmkit
+from lstmkit.benchmark import forward_backward, interleaved, seconds_per_call
 from lstmkit.engines import cpu
-
-
-def median_time(fn, repeats: int, warmup: int = 1, inner: int = 1) -> float:
-    """Median seconds per call of fn over `repeats` timings of `inner` calls each. As timeit does,
-    the garbage collector is off while timing (collected before each sample): otherwise a collection
-    triggered by one contender's objects (the reference engine's autograd graph) lands in another's."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        gc.collect()
-        gc.disable()
-        try:
-            start = time.perf_counter()
-            for _ in range(inner):
-                fn()
-            times.append((time.perf_counter() - start) / inner)
-        finally:
-            gc.enable()
-    return statistics.median(times)
-
-
-def train_step(model, x):
-    def run():
-        model.zero_grad(set_to_none=True)
-        y, _ = model(x)
-        y.sum().backward()
-    return run
-
-
-def interleaved(fns: dict, repeats: int, inner: int = 1) -> dict:
-    """name -> median seconds per call of fns[name]: one warm-up round, then `repeats` rounds that
-    time each function in turn (`inner` calls a sample), so load changes hit all alike."""
-    for fn in fns.values():
-        median_time(fn, 1, warmup=0, inner=inner)
-    samples = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            samples[name].append(median_time(fn, 1, warmup=0, inner=inner))
-    return {name: statistics.median(ts) for name, ts in samples.items()}
 
 
 def paired(*args):
     """paired(model_a, model_b, ..., x, repeats): time the models' training steps in turn (so load
     changes hit all alike); returns their median seconds in the same order."""
     *models, x, repeats = args
-    return tuple(interleaved({k: train_step(m, x) for k, m in enumerate(models)}, repeats).values())
+    return tuple(interleaved({k: forward_backward(m, x) for k, m in enumerate(models)}, repeats).values())
 
 
 def gemm_ceiling(repeats: int) -> float:
@@ -88,7 +46,7 @@ def gemm_ceiling(repeats: int) -> float:
     big = torch.randn(1024, 1024)
     products = [(lambda: a @ w.t(), 2 * 800 * 1024 * 256), (lambda: g @ w, 2 * 800 * 1024 * 256),
                 (lambda: g.t() @ a, 2 * 800 * 1024 * 256), (lambda: big @ big, 2 * 1024 ** 3)]
-    return max(flops / min(median_time(fn, 1, warmup=0) for _ in range(repeats)) for fn, flops in products) / 1e9
+    return max(flops / min(seconds_per_call(fn) for _ in range(repeats)) for fn, flops in products) / 1e9
 
 
 def bench_train(sizes, T, repeats):
@@ -120,11 +78,11 @@ def bench_variants(B, H, T, repeats):
     plain = lstmkit.LSTM(H, H, backend="cpu")
     for name in ("layer_norm", "peephole", "coupled_gates"):
         ours = lstmkit.LSTM(H, H, backend="cpu", **{name: True})
-        ref = lstmkit.LSTM(H, H, backend="bptt", **{name: True})
-        ref.load_state_dict(ours.state_dict())
-        t_cpu, t_ref, t_plain = paired(ours, ref, plain, x, repeats)
+        bptt = lstmkit.LSTM(H, H, backend="bptt", **{name: True})
+        bptt.load_state_dict(ours.state_dict())
+        t_cpu, t_bptt, t_plain = paired(ours, bptt, plain, x, repeats)
         rows.append(dict(section="variant", variant=name, B=B, H=H, I=H, T=T, cpu_ms=t_cpu * 1e3,
-                         reference_ms=t_ref * 1e3, speedup_vs_reference=t_ref / t_cpu,
+                         bptt_ms=t_bptt * 1e3, speedup_vs_bptt=t_bptt / t_cpu,
                          plain_cpu_ms=t_plain * 1e3, time_vs_plain=t_cpu / t_plain))
     return rows
 
@@ -186,7 +144,7 @@ def bench_step(H, inner, repeats):
 def bench_linear(B, H, repeats):
     torch.manual_seed(0)
     model = lstmkit.LSTM(H, H, backend="cpu")
-    times = interleaved({T: train_step(model, torch.randn(T, B, H)) for T in (100, 1000)}, repeats)
+    times = interleaved({T: forward_backward(model, torch.randn(T, B, H)) for T in (100, 1000)}, repeats)
     t100, t1000 = times[100], times[1000]
     return [dict(section="linear", B=B, H=H, t100_ms=t100 * 1e3, t1000_ms=t1000 * 1e3, ratio=t1000 / t100)]
 
@@ -212,8 +170,8 @@ def markdown(rows) -> str:
                 f"{r['speedup_vs_native']:.2f}× | {r['flop_floor_ms']:.1f} ({r['gemm_gflops']:.0f} GFLOP/s) | "
                 f"{r['max_speedup_vs_native']:.2f}× |" for r in train]
     for r in (r for r in rows if r["section"] == "variant"):
-        out += [f"| {r['variant']} B={r['B']} H={r['H']} T={r['T']}: cpu {r['cpu_ms']:.1f} ms, reference "
-                f"{r['reference_ms']:.1f} ms ({r['speedup_vs_reference']:.1f}× faster), "
+        out += [f"| {r['variant']} B={r['B']} H={r['H']} T={r['T']}: cpu {r['cpu_ms']:.1f} ms, bptt "
+                f"{r['bptt_ms']:.1f} ms ({r['speedup_vs_bptt']:.1f}× faster), "
                 f"{r['time_vs_plain']:.2f}× plain cpu ({r['plain_cpu_ms']:.1f} ms) |"]
     for r in (r for r in rows if r["section"] == "gru"):
         out += [f"| {r['kind']} fwd+bwd B={r['B']} H={r['H']} T={r['T']}: cpu {r['cpu_ms']:.1f} ms, torch.nn "

@@ -67,7 +67,7 @@ def _continues_last_step(cache, x_t: Tensor, state) -> bool:
 
 def _plain_step_shapes(lstm, x_t: Tensor, state) -> bool:
     """x_t (B, I) or (I,), and a state of the shapes and dtype forward would accept with it.
-    Written out test by test: it runs before every fused step, so it must cost a few µs."""
+    Written out test by test: it runs before every fused step, so it must cost next to nothing."""
     batched = x_t.dim() == 2
     if not (batched or x_t.dim() == 1) or x_t.shape[-1] != lstm.input_size:
         return False

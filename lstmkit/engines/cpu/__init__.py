@@ -91,11 +91,11 @@ def lstm(xg: Tensor, state: LSTMState, weights: LSTMWeights, masks: Masks = Mask
 
 def _call(op, eager: type[torch.autograd.Function], *args):
     """Run a recurrence op with its autograd. Eagerly through `eager`, a plain autograd.Function with
-    the same setup and backward as the op's registration: torch.library's generic wrapper costs
-    ~0.3-0.5 ms a call (schema defaults refilled, keysets redispatched in Python), as much as a
-    whole B=1, H=256 sequence's recurrence over 20 steps. Under torch.compile: the registered op."""
+    the same setup and backward as the op's registration: torch.library's generic wrapper adds a
+    fixed cost per call (schema defaults refilled, keysets redispatched in Python) as large as a
+    short small-batch sequence's whole recurrence. Under torch.compile: the registered op."""
     if torch.compiler.is_compiling() or _BELOW_AUTOGRAD is None:
-        return op(*args)        # .default: the resolved overload (the packet re-resolves it, ~9 µs a call)
+        return op(*args)        # .default: the resolved overload (the packet re-resolves it every call)
     return eager.apply(*args)
 
 
@@ -166,7 +166,7 @@ def rnn(xg: Tensor, h0: Tensor, weights: RNNWeights, steps: Steps = Steps()) -> 
 
 def input_projection(x: Tensor, w_ih: Tensor, bias: Tensor | None = None) -> Tensor:
     """x (N, I) @ w_ih.T (+ bias) -> (N, G·H), forward and backward as oneDNN matmuls for float32
-    (15-25 % faster than torch.addmm's MKL path on AMD CPUs); other dtypes use at::addmm/at::mm.
+    (faster than torch.addmm's MKL path on AMD CPUs); other dtypes use at::addmm/at::mm.
     A drop-in for the layer's ``torch.addmm(bias, x, w_ih.t())`` when the cpu engine runs."""
     _require(x)
     return _Projection.apply(x, w_ih, bias)

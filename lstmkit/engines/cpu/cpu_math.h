@@ -10,8 +10,8 @@
 #include <cstring>
 #include <type_traits>
 
-// oneDNN's matmul, as torch's own oneDNN paths call it: on AMD CPUs it beats MKL's sgemm by 15-25 %
-// (MKL takes a generic path there). Internal to torch, hence weak: absent -> BLAS / at::mm instead.
+// oneDNN's matmul, as torch's own oneDNN paths call it: on AMD CPUs it beats MKL's sgemm, which
+// takes a generic path there (docs/cpu_engine.md). Internal to torch, hence weak: absent -> BLAS / at::mm instead.
 namespace at::native {
 TORCH_API void mkldnn_matmul(const Tensor& mat1, const Tensor& mat2, const Tensor& result, float beta, float alpha)
     __attribute__((weak));
@@ -149,8 +149,8 @@ inline void ln_backward_row(T* __restrict__ dy, const T* __restrict__ x, int64_t
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 constexpr bool kSmallGemm = true;
-// Always inlined: called out of line (as gcc chose once the step also used small_gemm) the B=8
-// forward step took 104-143 µs instead of 66-94.
+// Always inlined: gcc may keep it out of line once several callers use it, and the call then costs
+// more than the block's work at small batches.
 template <int NB>
 __attribute__((always_inline)) inline void small_block(int64_t k, const float* __restrict__ w, int64_t row_stride,
                                                        const float* __restrict__ a, int64_t lda, bool accumulate,
@@ -178,8 +178,8 @@ __attribute__((always_inline)) inline void small_block(int64_t k, const float* _
 
 // One row of A against four adjacent 16-column blocks (64 columns): the matrix-vector form. One
 // row alone gives small_block<1> only two accumulator chains, bound by the FMA latency; four blocks
-// give eight and read four sequential streams, so W comes in at the cache's read bandwidth (2 MB in
-// ~29 µs against ~38 µs for dot_gemm on the AVX2 EPYC, where a plain read takes ~27 µs). Every column
+// give eight and read four sequential streams, so W comes in at nearly the cache's read bandwidth
+// (faster than dot_gemm, close to a plain read of W: docs/cpu_engine.md). Every column
 // sums over kk in the same order as small_block does, so a row's result does not depend on the batch.
 __attribute__((always_inline)) inline void wide_block(int64_t k, const float* __restrict__ w, int64_t block_stride,
                                                       int64_t row_stride, const float* __restrict__ a, bool accumulate,
@@ -229,8 +229,8 @@ inline void small_gemm(int64_t n, int64_t m, int64_t k, const float* a, int64_t 
 
 // Dot-product form for unpacked weights at the smallest batches: C (n, m) = A (n, k) @ W^T with
 // W (m, k) row-major and unpacked, read once: 4 rows of W at a time, each against up to 2 rows of A,
-// 8 independent accumulators: 38 µs for 1024x512 on the AVX2 EPYC, where BLAS's sgemv takes 75 µs
-// (packed panels through wide_block: 29 µs). For matrices that are not packed.
+// 8 independent accumulators: about twice as fast as BLAS's sgemv here, though packed panels through
+// wide_block are faster still. For matrices that are not packed.
 template <int NB>
 inline void dot_block(int64_t k, const float* __restrict__ w, const float* __restrict__ a, int64_t lda,
                       bool accumulate, float* __restrict__ c, int64_t ldc) {
@@ -290,8 +290,8 @@ constexpr int64_t kSmallGemmRows = 16;
 // small_gemm reads it with block_stride 16·k and row_stride 16, as one sequential stream per panel.
 // pack_panels takes W (m, k) for A @ W^T (op = transpose); pack_panels_xw takes W (k, m) for A @ W.
 inline Tensor pack_panels(const Tensor& w_) {
-  // Written out with 8x8 register transposes: torch's strided copy (view, transpose, contiguous)
-  // takes ~260 µs for 1024x256, a scalar loop ~90, this ~50 (it runs once per sequence and per step pack).
+  // Written out with 8x8 register transposes, several times faster than torch's strided copy (view,
+  // transpose, contiguous) or a scalar loop: it runs once per sequence and per step pack.
   const Tensor w = w_.contiguous();
   const int64_t m = w.size(0), k = w.size(1);
   Tensor out = at::empty({m / 16, k, 16}, w.options());
@@ -407,8 +407,7 @@ inline void gemm_xwt(int64_t n, int64_t m, int64_t k, const T* a, int64_t lda, c
 }
 
 // C (n, m) = A (n, k) @ W^T for W (m, k) row-major, unpacked (the step's projection W_hr): dot_gemm
-// for the smallest float batches (up to 4 rows: 120-183 µs a 1024x512 step at B = 2-4, BLAS 125-212 µs),
-// else BLAS.
+// for the smallest float batches (up to 4 rows, where it measured faster than BLAS), else BLAS.
 constexpr int64_t kDotStepRows = 4;
 template <typename T>
 inline void gemm_xwt_unpacked(int64_t n, int64_t m, int64_t k, const T* a, int64_t lda, const T* w, T* c, int64_t ldc) {

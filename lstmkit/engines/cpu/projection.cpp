@@ -1,6 +1,6 @@
 // The layer's input projection x @ W_ih^T + b as one oneDNN matmul (float32), for callers that want
-// it: on AMD CPUs torch's mm/addmm go to MKL's generic path, 15-25 % slower than oneDNN for these
-// large (T·B, I) x (I, G·H) products. Other dtypes, or a torch without oneDNN: at::addmm / at::mm.
+// it: on AMD CPUs torch's mm/addmm go to MKL's generic path, which is slower than oneDNN for these
+// large (T·B, I) x (I, G·H) products (docs/cpu_engine.md). Other dtypes, or a torch without oneDNN: at::addmm / at::mm.
 #include "cpu_math.h"
 #include <torch/library.h>
 

@@ -1,8 +1,8 @@
 // A direct Python binding for the step API, beside the torch.library operator of step.cpp.
 //
-// A step at B = 1, H = 256 is ~40 µs of work; calling it as torch.ops.lstmkit.lstm_step adds
-// ~15 µs of fixed cost (Python arguments parsed against the schema, boxed into IValues, the weight
-// lists rebuilt on every call). PackedStep holds the packed weights in C++ once, so a step passes
+// A small step is little work, and calling it as torch.ops.lstmkit.lstm_step adds a fixed cost of
+// the same order (Python arguments parsed against the schema, boxed into IValues, the weight lists
+// rebuilt on every call; measured in docs/cpu_engine.md). PackedStep holds the packed weights in C++ once, so a step passes
 // three tensors through pybind11 and calls the kernel directly. Inference only, like the operator:
 // it bypasses autograd (the stepper runs without gradients), so the operator stays the path that
 // torch.compile, TorchScript and autograd see.

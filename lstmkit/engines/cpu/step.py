@@ -8,7 +8,7 @@ Each layer's [W_ih | W_hh] is concatenated once into a (4H, I + P) matrix (store
 16-column panels where it has them) and the two biases summed, so a step is, per layer, one matrix
 product of [x | h] and one fused pass over the gates (step.cpp).
 The packed weights live in a C++ object (python_bindings.cpp) called directly, not through the
-dispatcher: at B = 1 that saves ~15 µs, as much as a third of a step. torch.ops.lstmkit.lstm_step
+dispatcher: at B = 1 the dispatcher's fixed cost is a large part of a step. torch.ops.lstmkit.lstm_step
 is the same kernel as an operator, for torch.compile and TorchScript.
 Inference only: no gradient flows through a step. Serves the standard LSTM (with proj_size) in
 float32/float64, unidirectional, as in evaluation (no dropout); the structural variants (peepholes,
