@@ -19,8 +19,8 @@ import pytest
 import torch
 
 import lstmkit
-from lstmkit import train
-from lstmkit.checkpoint import load_checkpoint
+from lstmkit import training as train
+from lstmkit.training.checkpoint import load_checkpoint
 from lstmkit import engines
 from lstmkit.cli import main
 from parity import run_with_grads
@@ -110,7 +110,9 @@ def test_autocast_runs_every_engine_close_to_float32(kind, dtype):
     float32: every engine must take that mix, and land near the float32 result."""
     torch.manual_seed(0)
     x = torch.randn(7, 2, 5, device=DEVICE)
-    for name in engines_claiming(on_device(MODULES[kind]())):
+    with torch.autocast(DEVICE.type, dtype=dtype):
+        claimed = engines_claiming(on_device(MODULES[kind]()))
+    for name in claimed:
         torch.manual_seed(0)
         module = on_device(MODULES[kind]())
         module.backend = name

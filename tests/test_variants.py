@@ -6,6 +6,7 @@ from torch.nn.utils.rnn import pack_sequence
 
 import lstmkit
 from lstmkit import engines
+from lstmkit.errors import BackendUnavailable
 from parity import assert_same_results
 
 VARIANTS = {
@@ -133,3 +134,36 @@ def test_recurrent_dropout_and_zoneout_only_act_in_training():
     x = torch.randn(6, 2, 3)
     assert torch.equal(plain(x)[0], dropped(x)[0])
     assert not torch.equal(plain(x)[0], dropped.train()(x)[0])
+
+
+def test_auto_takes_the_next_engine_when_one_fails_to_run_here(monkeypatch):
+    """An engine that finds at run time that it cannot run here (a kernel that does not compile on
+    this device) raises BackendUnavailable and declines from then on: auto warns once and the layer
+    runs on the next engine; asked for by name, the error reaches the caller."""
+    failed = []
+
+    class Flaky:
+        name, serves = "flaky", "nothing, as it turns out"
+
+        @staticmethod
+        def why_not(spec):
+            return "it failed before" if failed else None
+
+        @staticmethod
+        def lstm(*args):
+            failed.append(True)
+            raise BackendUnavailable("the kernel did not compile for this device")
+
+    monkeypatch.setitem(engines.ENGINES, "flaky", Flaky)
+    monkeypatch.setattr(engines, "auto_order", lambda spec: ("flaky", "bptt"))
+    torch.manual_seed(0)
+    model = lstmkit.LSTM(3, 4)
+    x = torch.randn(5, 2, 3)
+    with pytest.warns(RuntimeWarning, match="flaky engine cannot run here .*did not compile"):
+        y, _ = model(x)
+    assert model.last_backend == "bptt" and failed == [True]
+    spec = lstmkit.LSTM(3, 4, backend="loop")
+    spec.load_state_dict(model.state_dict())
+    assert torch.allclose(y, spec(x)[0], atol=1e-6)
+    with pytest.raises(BackendUnavailable, match="flaky"):
+        lstmkit.LSTM(3, 4, backend="flaky")(x)

@@ -7,6 +7,8 @@
 - ``native``: torch's own fused op (oneDNN on CPU, cuDNN on GPU); standard LSTM/GRU/RNN only.
 - ``cpu``: lstmkit's fused C++ engine, compiled on first use.
 - ``scan``: the specification cells in torch's ``scan``; what a portable graph is made of.
+- ``triton``: fused Triton kernels for CUDA tensors; by name only until a GPU run has measured
+  where it beats cuDNN (docs/gpu.md).
 
 An engine is a module (or any object) with ``name``, ``serves`` (one line), ``why_not(spec)`` and
 either the recurrences ``lstm``/``gru``/``rnn`` of ``lstmkit.engines.contract`` or ``run_stack``.
@@ -15,7 +17,7 @@ messages, ``lstmkit bench``, ``lstmkit selfcheck`` and the tests all read ``ENGI
 """
 from __future__ import annotations
 
-from lstmkit.engines import bptt, cpu, loop, native, scan
+from lstmkit.engines import bptt, cpu, loop, native, scan, triton
 from lstmkit.engines.contract import Engine, LayerSpec
 from lstmkit.errors import BackendUnavailable
 
@@ -28,7 +30,7 @@ def register(engine: Engine) -> Engine:
     return engine
 
 
-for _engine in (loop, bptt, native, cpu, scan):
+for _engine in (loop, bptt, native, cpu, scan, triton):
     register(_engine)
 
 

@@ -19,6 +19,8 @@ _OPS = {"LSTM": torch.lstm, "GRU": torch.gru, "RNN_TANH": torch.rnn_tanh, "RNN_R
 
 
 def why_not(spec: LayerSpec) -> str | None:
+    if spec.device.type == "cpu" and spec.dtype == torch.float16:
+        return "torch's CPU op has no float16 kernel (oneDNN refuses it)"
     if spec.variant is not None:
         unsupported = spec.variant.structural + spec.variant.stochastic(spec.training)
         if unsupported:

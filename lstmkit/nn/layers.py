@@ -24,6 +24,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from lstmkit import engines
 from lstmkit.engines.contract import LayerSpec, Steps
+from lstmkit.errors import BackendUnavailable
 from lstmkit.nn.cells import LSTMVariant, PlainState
 from lstmkit.nn.kinds import KINDS, LAYER_NORM_EPS, weight_dropped
 from lstmkit.nn.sequence import Layout, from_time_major, states_in, states_out, to_time_major
@@ -108,17 +109,29 @@ class RecurrentLayers(PlainState, nn.Module):
         if lengths is not None and not torch.compiler.is_exporting():
             return self._forward_padded(input, hx, lengths)
         recorder = self._trace_recorder
-        engine = engines.select(self.layer_spec(isinstance(input, PackedSequence)), self.backend,
-                                recording=recorder is not None)
-        self.last_backend = engine.name
+        spec = self.layer_spec(isinstance(input, PackedSequence))
+        engine = engines.select(spec, self.backend, recording=recorder is not None)
         x, layout = to_time_major(input, self.batch_first, lengths)              # (T, B, I)
         states = self._initial_states(hx, layout, x)                             # each (L·D, B, S)
-        if hasattr(engine, "run_stack"):
-            y, finals = engine.run_stack(self, x, states, layout, self._flat_weights_for_run())
-        else:
-            y, finals = self._run_stack(engine, x, states, layout, recorder)
+        try:
+            y, finals = self._run_on(engine, x, states, layout, recorder)
+        except BackendUnavailable as error:
+            if self.backend != "auto" or recorder is not None:
+                raise
+            # an engine that found it cannot run here after all (a kernel that does not compile on
+            # this device) says so once and declines from then on; auto takes the next one
+            warnings.warn(f"lstmkit: the {engine.name} engine cannot run here ({error}); "
+                          "using the next engine", RuntimeWarning, stacklevel=2)
+            engine = engines.select(spec, "auto")
+            y, finals = self._run_on(engine, x, states, layout, recorder)
         finals = [states_out(s, layout) for s in finals]
         return from_time_major(y, layout), (tuple(finals) if self.kind.has_cell else finals[0])
+
+    def _run_on(self, engine, x: Tensor, states: list[Tensor], layout: Layout, recorder):
+        self.last_backend = engine.name
+        if hasattr(engine, "run_stack"):
+            return engine.run_stack(self, x, states, layout, self._flat_weights_for_run())
+        return self._run_stack(engine, x, states, layout, recorder)
 
     def _forward_padded(self, input: Tensor, hx, lengths: Tensor):
         """A padded batch with its lengths, run as the PackedSequence it is."""
@@ -130,7 +143,11 @@ class RecurrentLayers(PlainState, nn.Module):
     def layer_spec(self, packed: bool = False) -> LayerSpec:
         """What an engine is asked to run if this layer ran now."""
         weight = self.weight_ih_l0
-        return LayerSpec(self.mode, self.variant, weight.dtype, weight.device, self.training, packed,
+        dtype = weight.dtype
+        kind = weight.device.type
+        if torch.amp.is_autocast_available(kind) and torch.is_autocast_enabled(kind):
+            dtype = torch.get_autocast_dtype(kind)                      # what the recurrence runs in
+        return LayerSpec(self.mode, self.variant, dtype, weight.device, self.training, packed,
                          torch.compiler.is_compiling(),
                          torch.compiler.is_exporting() or torch.jit.is_tracing())
 
@@ -181,9 +198,9 @@ class RecurrentLayers(PlainState, nn.Module):
                 p = self._direction_weights(layer, direction)
                 xg = input_projection(layer_input, p["weight_ih"], self.kind.input_bias(p),
                                       p.get("ln_weight_ih"))                       # (T, B, G·H)
+                p, start = _like(xg, p), [s[k].to(xg.dtype) for s in states]
                 steps = Steps(layout.batch_sizes, direction == 1, layout.lengths)
-                result = self.kind.run(engine, xg, [s[k] for s in states], p, steps, self.variant,
-                                       self.training)
+                result = self.kind.run(engine, xg, start, p, steps, self.variant, self.training)
                 if recorder is not None:
                     recorder.record(self, layer, direction, layout,
                                     **self.kind.records(result, self.variant, steps))
@@ -208,6 +225,15 @@ class RecurrentLayers(PlainState, nn.Module):
         if self.backend != "auto":
             s += f", backend={self.backend!r}"
         return s
+
+
+def _like(xg: Tensor, p: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The recurrent tensors in xg's dtype. They differ under autocast, which runs the input
+    projection in low precision and leaves the parameters float32; the engines compute in one dtype,
+    as torch's own recurrent ops do there (autograd casts the gradients back)."""
+    if p["weight_hh"].dtype == xg.dtype:
+        return p
+    return {name: w.to(xg.dtype) for name, w in p.items()}
 
 
 def input_projection(x: Tensor, w_ih: Tensor, bias: Tensor | None, ln_weight: Tensor | None = None) -> Tensor:

@@ -11,8 +11,8 @@ The contract's ``gates`` and ``c`` results are records for tracing: gradients do
 Served: LSTM in float32 and float64 on CPU tensors, every variant of the contract (peepholes, layer
 norm, coupled gates, projection, recurrent-dropout mask, zoneout, packed batch sizes, reverse);
 GRU (``gru``) and tanh/relu RNN (``rnn``), packed and reversed too.
-bfloat16 is accepted and computed in float32 (float32 speed). Not served (raises BackendUnavailable):
-float16, non-CPU tensors.
+bfloat16 and float16 are accepted and computed in float32 (float32 speed). Not served (raises
+BackendUnavailable): non-CPU tensors.
 """
 from __future__ import annotations
 
@@ -28,9 +28,9 @@ from lstmkit.errors import BackendUnavailable
 
 name = "cpu"
 serves = ("LSTM (every variant), GRU and tanh/relu RNN in float32/float64 on CPU tensors "
-          "(bfloat16 computed in float32); not float16 or GPU tensors")
+          "(bfloat16 and float16 computed in float32); not GPU tensors")
 SUPPORTED = serves
-DTYPES = (torch.float32, torch.float64, torch.bfloat16)   # bfloat16: computed in float32, see _widen
+DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)   # 16-bit: computed in float32, see _widen
 
 _registered = False
 _ready = False          # set once the library is loaded: keeps the lock of build.load() out of torch.compile
@@ -123,15 +123,15 @@ def _eager_function(op, setup_context, backward) -> type[torch.autograd.Function
 
 
 def _widen(*tensors: Tensor | None) -> list[Tensor | None]:
-    """Check that all tensors share xg's dtype; bfloat16 ones are computed in float32 (autograd casts back).
+    """Check that all tensors share xg's dtype; 16-bit ones are computed in float32 (autograd casts back).
 
-    bfloat16 is served for its storage and interface: the kernels accumulate in float32 anyway, so
-    it runs at float32 speed (no bfloat16 GEMMs here)."""
+    bfloat16 and float16 are served for their storage and interface (autocast hands them over): the
+    kernels accumulate in float32 anyway, so they run at float32 speed (no 16-bit GEMMs here)."""
     dtype = tensors[0].dtype
     for t in tensors:
         if t is not None and t.dtype != dtype:
             raise TypeError(f"cpu engine: every tensor must have xg's dtype {dtype}, got one of {t.dtype}")
-    if dtype != torch.bfloat16:
+    if dtype not in (torch.bfloat16, torch.float16):
         return list(tensors)
     return [None if t is None else t.float() for t in tensors]
 
