@@ -52,7 +52,7 @@ def test_carried_state_makes_chunks_equal_one_pass():
     torch.manual_seed(0)
     model = LanguageModel(vocab_size=11, embed_size=6, hidden_size=8, num_layers=2)
     streams = torch.randint(0, 11, (3, 41))  # (B, L)
-    chunks = StatefulChunks(streams, bptt=10, per_epoch=2, deadline=None)
+    chunks = StatefulChunks(streams, bptt=10, per_epoch=2)
     model.train()
     losses = []
     for epoch in range(2):  # two short epochs: the loop restarts state as None, the task carries it on

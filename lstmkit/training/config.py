@@ -56,6 +56,10 @@ class TrainConfig:
     progress: bool = option(True, "progress bar (rank 0 only)")
     max_batches: int | None = option(None, "at most this many training batches per epoch (quick tries)",
                                      check=at_least(1), default_text="all")
+    max_minutes: float | None = option(None, "time budget of the whole command, minutes: training "
+                                       "(every phase) stops in time to score the best checkpoint "
+                                       "and write the report", check=above(0),
+                                       default_text="no limit")
 
 
 def validate(config: TrainConfig) -> None:

@@ -80,6 +80,15 @@ def is_sharded(batches) -> bool:
         bool(getattr(sampler, "sharded", False))
 
 
+def any_rank(flag: bool, info: ProcessInfo, device: torch.device) -> bool:
+    """True on every rank when `flag` is True on any (so all ranks stop at the same step)."""
+    if not (info.enabled and dist.is_initialized()):
+        return flag
+    value = torch.tensor([int(flag)], device=device)  # NCCL reduces CUDA tensors only
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
+
+
 def barrier(info: ProcessInfo) -> None:
     if info.enabled and dist.is_initialized():
         dist.barrier()

@@ -38,6 +38,7 @@ from torch import nn
 from lstmkit.errors import UsageError
 from lstmkit.training import atomic, distributed, run_folder
 from lstmkit.training import checkpoint as ckpt
+from lstmkit.training.budget import Budget, Pace, Timekeeper
 from lstmkit.training.config import TrainConfig, seed_everything, select_device, validate
 from lstmkit.training.progress import progress
 from lstmkit.training.resume import RunState, restore, save_last
@@ -82,23 +83,42 @@ def _amp_context(device: torch.device, enabled: bool):
 
 
 def evaluate_batches(model: nn.Module, batches: Iterable, step: Callable, device: torch.device,
-                     move_batch: Callable | None = None, amp: bool = False) -> dict[str, float]:
-    """Size-weighted mean of the step's loss and metrics over `batches`, in eval mode, no grad."""
+                     move_batch: Callable | None = None, amp: bool = False,
+                     show: bool = False, description: str = "scoring") -> dict[str, float]:
+    """Size-weighted mean of the step's loss and metrics over `batches`, in eval mode, no grad
+    (a bar with `show`, else a status line every minute of a long pass)."""
+    return _evaluate(model, batches, step, device, move_batch, amp, show, description).means()
+
+
+def _evaluate(model, batches, step, device, move_batch, amp, show, description) -> _Averages:
     move = move_batch or move_to_device
     was_training = model.training
     model.eval()
     averages, state = _Averages(), None
     with torch.no_grad(), _amp_context(device, amp):
-        for batch in batches:
+        for batch in progress(batches, show, description):
             out = as_output(step(model, move(batch, device), state))
             state = out.state
             averages.add(out)
     model.train(was_training)
-    return averages.means()
+    return averages
 
 
 def _batches(source, *args):
     return source(*args) if callable(source) else source
+
+
+class _Sized:
+    """An iterator with a known length (--max-batches of a sized source), for bars and estimates."""
+
+    def __init__(self, iterator, length: int | None):
+        self.iterator, self.length = iterator, length
+
+    def __iter__(self):
+        return iter(self.iterator)
+
+    def __len__(self) -> int:
+        return self.length if self.length is not None else 0
 
 
 def _is_better(value: float, best: float | None, lower_is_better: bool) -> bool:
@@ -143,39 +163,41 @@ class _Trainer:
         self.train_model = nn.parallel.DistributedDataParallel(self.model) if self.info.enabled \
             else self.model
         self.has_validation = spec.evaluate is not None or spec.valid_batches is not None
+        self.budget = spec.budget or Budget.start(config.max_minutes)
+        self.pace = Pace()
+        self.clock = Timekeeper(self.budget, self.pace, spec.eval_items, spec.final_items)
+        self.stopped_by_budget = False
 
     def train_epoch(self, epoch: int) -> tuple[dict, float, float, int]:
-        """One pass over the training batches: (mean metrics, lr, seconds, items)."""
+        """One pass over the training batches (cut short by the time budget): (mean metrics, lr,
+        seconds, items)."""
         config, spec = self.config, self.spec
         self.model.train()
         averages, state, started = _Averages(), None, time.perf_counter()
-        source = _batches(spec.train_batches, epoch)
-        batches = source if not self.info.enabled or distributed.is_sharded(source) \
-            else distributed.shard(source, self.info)
-        if config.max_batches:
-            batches = itertools.islice(batches, config.max_batches)
+        batches = self._epoch_batches(epoch)
         show = config.progress and self.info.is_main
-        bar = progress(batches, show, f"epoch {epoch + 1}/{config.epochs}")
+        bar = progress(batches, show, f"epoch {epoch + 1}/{config.epochs}",
+                       status=lambda: f"loss {averages.means().get('loss', math.nan):.4f}")
         lr = set_step(self.schedule, self.run.step, epoch)
         for i, batch in enumerate(bar):
+            batch_started = time.perf_counter()
             lr = set_step(self.schedule, self.run.step, epoch)
-            with _amp_context(self.device, self.amp):
-                out = as_output(spec.step(self.train_model, self.move(batch, self.device), state))
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(out.loss).backward()
-            if config.clip:
-                self.scaler.unscale_(self.optimizer)
-                nn.utils.clip_grad_norm_(self.model.parameters(), config.clip)
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
+            out = self._optimizer_step(batch, state)
             state = detach_state(out.state)
             averages.add(out)
             self.run.step += 1
+            self.clock.batch_done(time.perf_counter() - batch_started, out.size)
+            self._announce(epoch, batches, averages, i + 1)
             if show and hasattr(bar, "set_postfix") and (i % 20 == 0):
                 seconds = time.perf_counter() - started
                 bar.set_postfix(loss=f"{averages.means()['loss']:.4f}",
                                 items_s=f"{averages.count / max(seconds, 1e-9):.0f}")
+            if self.budget.limited and distributed.any_rank(self.clock.out_of_time(), self.info,
+                                                            self.device):
+                self._stop_for_time(epoch, i + 1, batches)
+                break
         seconds = time.perf_counter() - started
+        self._announce(epoch, batches, averages, None)
         metrics = averages.means()
         if averages.count == 0:
             raise UsageError(f"epoch {epoch + 1}: no training batches (empty training data?)")
@@ -184,14 +206,63 @@ class _Trainer:
                              f"lower --lr or set --clip")
         return metrics, lr, seconds, averages.count
 
+    def _epoch_batches(self, epoch: int):
+        source = _batches(self.spec.train_batches, epoch)
+        batches = source if not self.info.enabled or distributed.is_sharded(source) \
+            else distributed.shard(source, self.info)
+        if self.config.max_batches:
+            total = min(len(source), self.config.max_batches) if hasattr(source, "__len__") else None
+            batches = _Sized(itertools.islice(batches, self.config.max_batches), total)
+        return batches
+
+    def _optimizer_step(self, batch, state) -> StepOutput:
+        config = self.config
+        with _amp_context(self.device, self.amp):
+            out = as_output(self.spec.step(self.train_model, self.move(batch, self.device), state))
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(out.loss).backward()
+        if config.clip:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), config.clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return out
+
+    def _announce(self, epoch: int, batches, averages: _Averages, done: int | None) -> None:
+        """The expected-time line, once per phase: when enough batches are timed (`done` batches
+        into the epoch), or at the end of the first epoch (`done` None)."""
+        clock = self.clock
+        total = len(batches) if hasattr(batches, "__len__") else None
+        if clock.announced or (done is not None and (total is None or not clock.ready_to_announce())):
+            return
+        per_epoch = averages.count if done is None else round(averages.count / done * total)
+        line = clock.announce(self.config.epochs - epoch - (done is None), per_epoch)
+        if self.info.is_main and self.spec.log is not None:
+            self.spec.log(line)
+
+    def _stop_for_time(self, epoch: int, done: int, batches) -> None:
+        self.stopped_by_budget = True
+        if self.info.is_main and self.spec.log is not None:
+            total = f"/{len(batches)}" if hasattr(batches, "__len__") else ""
+            self.spec.log(f"time budget: epoch {epoch + 1} stops after {done}{total} batches, "
+                          f"leaving time to validate and score (--max-minutes "
+                          f"{self.budget.minutes:g})")
+
     def validate(self) -> dict:
-        spec = self.spec
+        """The validation metrics (timed: the budget's reserve and estimates use the speed)."""
+        spec, started = self.spec, time.perf_counter()
+        show = self.config.progress and self.info.is_main
         if spec.evaluate is not None:
-            return dict(spec.evaluate(self.model, self.device))
-        if spec.valid_batches is not None:
-            return evaluate_batches(self.model, _batches(spec.valid_batches), spec.step,
-                                    self.device, self.move, self.amp)
-        return {}
+            metrics, items = dict(spec.evaluate(self.model, self.device)), spec.eval_items
+        elif spec.valid_batches is not None:
+            averages = _evaluate(self.model, _batches(spec.valid_batches), spec.step, self.device,
+                                 self.move, self.amp, show, "validation")
+            metrics, items = averages.means(), spec.eval_items or averages.count
+            self.clock.eval_items = items
+        else:
+            return {}
+        self.pace.add_scoring(time.perf_counter() - started, items)
+        return metrics
 
     def end_epoch(self, epoch: int, train_metrics: dict, valid_metrics: dict, lr: float,
                   seconds: float, items: int) -> None:
@@ -216,6 +287,8 @@ class _Trainer:
                   "items_per_second": round(items / max(seconds, 1e-9), 1),
                   **{f"train_{k}": v for k, v in train_metrics.items()},
                   **{f"valid_{k}": v for k, v in valid_metrics.items()}, "best": improved}
+        if self.stopped_by_budget:
+            record["stopped_by_budget"] = True
         run.history.append(record)
         if self.out is not None and self.info.is_main:
             info_json = {"epoch": epoch + 1, "step": run.step, "metrics": watched}
@@ -240,14 +313,19 @@ class _Trainer:
         return TrainResult(history=run.history, best_metrics=run.best_metrics,
                            best_epoch=run.best_epoch, epochs_run=run.epochs_done,
                            stopped_early=run.stopped_early, device=self.device, out=self.out,
-                           model=self.model)
+                           model=self.model, stopped_by_budget=self.stopped_by_budget,
+                           pace=self.pace)
 
 
 def fit(spec: TrainSpec, config: TrainConfig) -> TrainResult:
     """Train `spec.model` as `config` says; see the module docstring. Returns a TrainResult."""
     trainer = _Trainer(spec, config)
     for epoch in range(trainer.run.epochs_done, config.epochs):
-        if trainer.run.stopped_early:
+        if trainer.run.stopped_early or trainer.stopped_by_budget:
+            break
+        if trainer.budget.limited and trainer.run.step > 0 and \
+                distributed.any_rank(trainer.clock.out_of_time(), trainer.info, trainer.device):
+            trainer.stopped_by_budget = True  # not even part of an epoch fits any more
             break
         if spec.on_epoch_start is not None:
             spec.on_epoch_start(epoch)

@@ -11,6 +11,8 @@ from typing import Any, Callable, Iterable
 import torch
 from torch import nn
 
+from lstmkit.training.budget import Budget, Pace
+
 
 def log_to_stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
@@ -40,6 +42,10 @@ class TrainSpec:
     move_batch: Callable[[Any, torch.device], Any] | None = None  # default: move_to_device
     make_optimizer: Callable[[nn.Module, Any], torch.optim.Optimizer] | None = None  # (model, config)
     log: Callable[[str], None] | None = log_to_stderr  # one line per epoch; None: quiet
+    budget: Budget | None = None           # the command's --max-minutes (default: from the config)
+    eval_items: int = 0                    # items one validation pass scores (time estimates)
+    final_items: int = 0                   # items scored after training (the test set): the
+                                           # budget keeps time for them
 
 
 @dataclass
@@ -52,6 +58,8 @@ class TrainResult:
     device: torch.device
     out: Path | None
     model: nn.Module                       # holds the best weights when a validation set was given
+    stopped_by_budget: bool = False        # --max-minutes ended the training
+    pace: Pace | None = None               # seconds per training and per scored item
 
     @property
     def best_dir(self) -> Path | None:

@@ -49,9 +49,6 @@ class LMOptions:
     chunks_per_epoch: int = option(0, "validate and checkpoint every N chunks (0: once per pass "
                                    "over the text); the state runs on across these shorter epochs",
                                    check=at_least(0))
-    max_minutes: float | None = option(None, "stop after the epoch during which this much wall "
-                                       "time has passed", default_text="no limit",
-                                       check=above(0))
 
 
 @dataclass

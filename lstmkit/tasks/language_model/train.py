@@ -24,10 +24,7 @@ from lstmkit.tasks.language_model.model import MODEL, build_model, describe_loss
 from lstmkit.tasks.saved_model import load_model
 from lstmkit.training import (StepOutput, TrainSpec, atomic, detach_state, evaluate_batches, fit,
                               setup)
-
-
-class _OutOfTime(Exception):
-    """Raised at an epoch start once --max-minutes has passed; the epoch's checkpoints are written."""
+from lstmkit.training.budget import Budget
 
 
 def build_vocabulary(tokens: list[str], level: str) -> Vocabulary:
@@ -68,21 +65,13 @@ class StatefulChunks:
     slice continues the previous one, so `step` picks the carried state up again (`continues`).
     """
 
-    def __init__(self, streams: torch.Tensor, bptt: int, per_epoch: int, deadline: float | None):
+    def __init__(self, streams: torch.Tensor, bptt: int, per_epoch: int):
         self.chunks = list(bptt_chunks(streams, bptt))  # views, no copies
         self.per_epoch = per_epoch or len(self.chunks)
-        self.deadline = deadline
         self.carried = None
 
-    def epoch(self, epoch: int):
-        for k in range(self.per_epoch):
-            index = (epoch * self.per_epoch + k) % len(self.chunks)
-            if index == 0:
-                self.carried = None  # back at the start of the text: nothing to continue
-            inputs, targets = self.chunks[index]
-            yield inputs, targets, index != 0
-            if self.deadline is not None and time.monotonic() > self.deadline:
-                return  # the epoch ends early; validation and checkpoints follow
+    def epoch(self, epoch: int) -> "_Epoch":
+        return _Epoch(self, epoch)
 
     def step(self, model, batch, state):
         inputs, targets, continues = batch  # (B, T), (B, T), bool
@@ -92,6 +81,25 @@ class StatefulChunks:
         if model.training:
             self.carried = detach_state(state)
         return StepOutput(loss, size=targets.numel(), state=state)
+
+
+class _Epoch:
+    """One epoch's chunks (sized, for the progress bar and the time estimates)."""
+
+    def __init__(self, chunks: StatefulChunks, epoch: int):
+        self.chunks, self.epoch = chunks, epoch
+
+    def __len__(self) -> int:
+        return self.chunks.per_epoch
+
+    def __iter__(self):
+        chunks = self.chunks
+        for k in range(chunks.per_epoch):
+            index = (self.epoch * chunks.per_epoch + k) % len(chunks.chunks)
+            if index == 0:
+                chunks.carried = None  # back at the start of the text: nothing to continue
+            inputs, targets = chunks.chunks[index]
+            yield inputs, targets, index != 0
 
 
 def _eval_chunks(ids: torch.Tensor, batch_size: int, bptt: int) -> list:
@@ -110,6 +118,7 @@ def main(recipe: TrainRecipe) -> int:
     if model_config.softmax == "adaptive" and model_config.level != "word":
         raise UsageError("--softmax adaptive is for word level (it needs ids sorted by frequency)")
     setup(config)
+    started, budget = time.monotonic(), Budget.start(config.max_minutes)
     vocab, train_ids, valid_ids, test_ids = _load_corpus(recipe.data, model_config.level)
     cutoffs = tuple(c for c in model_config.cutoffs if c < len(vocab) - 1) \
         if model_config.softmax == "adaptive" else ()  # a small vocabulary needs fewer clusters
@@ -118,17 +127,9 @@ def main(recipe: TrainRecipe) -> int:
         embedding_dim=model_config.embedding_dim or (64 if model_config.level == "char"
                                                      else model_config.hidden_size))
     model = build_model(model_config, config.backend)
-    started = time.monotonic()
-    deadline = started + options.max_minutes * 60 if options.max_minutes else None
     chunks = StatefulChunks(batchify(train_ids, config.batch_size), options.bptt,
-                            options.chunks_per_epoch, deadline)
+                            options.chunks_per_epoch)
     epoch_starts: list[float] = []
-
-    def on_epoch_start(epoch: int) -> None:
-        if deadline is not None and epoch_starts and time.monotonic() > deadline:
-            raise _OutOfTime
-        epoch_starts.append(time.monotonic())
-
     print(f"{model_config.level} LM: {len(vocab)} tokens in vocabulary, {train_ids.numel():,} "
           f"training tokens, {valid_ids.numel():,} validation; "
           f"{sum(p.numel() for p in model.parameters()):,} parameters; "
@@ -136,11 +137,13 @@ def main(recipe: TrainRecipe) -> int:
     spec = TrainSpec(task=NAME, model=model, model_config=to_json(model_config), step=chunks.step,
                      train_batches=chunks.epoch,
                      valid_batches=_eval_chunks(valid_ids, config.batch_size, options.bptt),
-                     on_epoch_start=on_epoch_start, extras={"vocab": vocab.to_json()})
-    try:
-        fit(spec, config)
-    except _OutOfTime:
-        print(f"stopped: --max-minutes {options.max_minutes} reached", flush=True)
+                     on_epoch_start=lambda epoch: epoch_starts.append(time.monotonic()),
+                     extras={"vocab": vocab.to_json()}, budget=budget,
+                     eval_items=valid_ids.numel(),
+                     final_items=test_ids.numel() if test_ids is not None else 0)
+    result = fit(spec, config)
+    if result.stopped_by_budget:
+        print(f"stopped: --max-minutes {config.max_minutes:g} reached", flush=True)
     return _finish(recipe, test_ids, epoch_starts, started)
 
 
@@ -160,7 +163,7 @@ def _finish(recipe: TrainRecipe, test_ids, epoch_starts, started) -> int:
     if test_ids is not None:
         summary["test_loss"] = evaluate_batches(
             best.model, _eval_chunks(test_ids, config.batch_size, recipe.lm.bptt), _eval_step,
-            torch.device("cpu"))["loss"]
+            torch.device("cpu"), show=config.progress, description="test")["loss"]
         print(f"test: {describe_loss(summary['test_loss'], level)}")
     atomic.write_text(out / "lm_metrics.json", json.dumps(summary, indent=1))
     print(f"best validation: {describe_loss(best_valid, level)}; checkpoint: {out / 'best'}")
