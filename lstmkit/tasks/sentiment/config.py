@@ -26,7 +26,13 @@ class SentimentData:
                                      default_text="text, sentence, review, ...")
     label_column: str | None = option(None, "table/jsonl: label column (name or 0-based index)",
                                       default_text="label, sentiment, class, ...")
-    skip_bad: bool = option(False, "skip malformed lines (and say how many) instead of stopping")
+    skip_bad: bool = option(False, "skip malformed lines (and say how many of each file) instead "
+                            "of stopping")
+    encoding: str = option("utf-8", "text encoding of the data files (cp1252, latin-1, utf-16, ...)")
+    unlabelled: Path | None = option(None, "unlabelled texts for the language-model pretraining, "
+                                     "beside the training texts: a folder of text files (aclImdb's "
+                                     "train/unsup) or a file with one text per line",
+                                     aliases=("--unlabeled",), metavar="PATH", default_text="none")
     valid_fraction: float = option(0.1, "share of --train held out for validation without --valid",
                                    check=between(0, 1, high_open=True))
     min_freq: int = option(2, "rarer words become <unk>", check=at_least(1))
@@ -113,6 +119,7 @@ class PredictOptions:
     format: str = option("lines", "how --file holds the texts", choices=("lines", "table", "jsonl"))
     text_column: str | None = option(None, "table/jsonl: the text column",
                                      default_text="text, sentence, review, ...")
+    encoding: str = option("utf-8", "text encoding of --file or standard input")
     json: bool = option(False, "one JSON object per text")
     device: str = option("auto", "auto (CUDA when there is one), cpu, cuda or cuda:N")
     backend: str = option("auto", "lstmkit.LSTM engine", choices=backend_names)

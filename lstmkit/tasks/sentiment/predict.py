@@ -17,7 +17,7 @@ from lstmkit.tasks.saved_model import LoadedModel, load_model
 from lstmkit.tasks.sentiment.config import PredictRecipe
 from lstmkit.tasks.sentiment.evaluate import predict_logits
 from lstmkit.tasks.sentiment.model import MODEL
-from lstmkit.tasks.sentiment.train import encode_texts
+from lstmkit.tasks.sentiment.texts import encode_texts
 from lstmkit.training import select_device
 
 
@@ -35,9 +35,10 @@ def _texts(options) -> list[str]:
     if options.texts:
         texts = [t for t in options.texts if t.strip()]
     elif options.file:
-        texts = [e.text for e in read_texts(options.file, options.format, options.text_column)]
+        texts = [e.text for e in read_texts(options.file, options.format, options.text_column,
+                                            options.encoding)]
     elif not sys.stdin.isatty():
-        texts = [e.text for e in read_texts("-")]
+        texts = [e.text for e in read_texts("-", encoding=options.encoding)]
     else:
         raise UsageError("no texts: give them as arguments, with --file FILE, or on standard input")
     if not texts:

@@ -14,57 +14,18 @@ from pathlib import Path
 
 import torch
 
-from lstmkit.data.batching import text_batches, truncate
-from lstmkit.data.labels import LabelSet
-from lstmkit.data.readers import Example, read_examples
-from lstmkit.data.tokenizer import Tokenizer
-from lstmkit.data.vocabulary import PAD, UNK, Vocabulary
+from lstmkit.data.batching import text_batches
 from lstmkit.errors import UsageError
 from lstmkit.recipe import to_json
 from lstmkit.tasks.sentiment import ensemble
-from lstmkit.tasks.sentiment.config import NAME, SentimentData, SentimentModel, TrainRecipe, Transfer
+from lstmkit.tasks.sentiment.config import NAME, SentimentModel, TrainRecipe
+from lstmkit.tasks.sentiment.texts import Texts, read_and_encode
 from lstmkit.tasks.sentiment.evaluate import baseline_scores, predict_logits, print_report, scores
 from lstmkit.tasks.sentiment.model import SentimentEnsemble, build_classifier
-from lstmkit.tasks.sentiment.pretraining import (classifier_step, label_map,
-                                                 pretrain_language_model, pretrain_on_labelled,
-                                                 shuffled_batches)
+from lstmkit.tasks.sentiment.pretraining import (classifier_step, pretrain_language_model,
+                                                 pretrain_on_labelled, shuffled_batches)
 from lstmkit import training
 from lstmkit.training import TrainSpec, atomic, distributed, make_optimizer, setup
-
-
-@dataclass
-class Encoded:
-    sequences: list[list[int]]
-    labels: list[int]
-    tokens: list[list[str]]
-
-
-def read_labelled(path: Path, data: SentimentData, detect: bool = False) -> list[Example]:
-    """Labelled examples; detect=True: format and columns detected (the --pretrain-on file)."""
-    result = (read_examples(path, skip_bad=data.skip_bad) if detect else
-              read_examples(path, data.format, data.text_column, data.label_column, data.skip_bad))
-    if result.skipped:
-        print(f"{path}: skipped {len(result.skipped)} bad line(s); first: {result.skipped[0]}",
-              file=sys.stderr)
-    return result.examples
-
-
-def _split(examples: list[Example], fraction: float, seed: int):
-    order = torch.randperm(len(examples), generator=torch.Generator().manual_seed(seed)).tolist()
-    cut = max(1, int(len(examples) * fraction))
-    if cut >= len(examples):
-        raise UsageError(f"{len(examples)} training example(s) are too few to hold out validation "
-                         f"data; give --valid FILE")
-    return [examples[i] for i in sorted(order[cut:])], [examples[i] for i in sorted(order[:cut])]
-
-
-def encode_texts(tokens: list[list[str]], vocab: Vocabulary, max_len: int) -> list[list[int]]:
-    return [truncate(vocab.encode(t), max_len, vocab.pad_index) for t in tokens]
-
-
-def _encode(examples, tokens, vocab, labels: LabelSet, max_len) -> Encoded:
-    return Encoded(encode_texts(tokens, vocab, max_len),
-                   [labels.encode(e.label, e.where) for e in examples], tokens)
 
 
 def _optimizer(model, config, ngram_weight_decay: float) -> torch.optim.Optimizer:
@@ -79,18 +40,6 @@ def _optimizer(model, config, ngram_weight_decay: float) -> torch.optim.Optimize
     return make_optimizer(model, decoupled, groups)
 
 
-def _transfer_data(transfer: Transfer, data: SentimentData,
-                   labels: LabelSet) -> tuple[list[Example], dict[str, int]]:
-    """The --pretrain-on examples and how their labels read as training classes (none without it)."""
-    if transfer.pretrain_on is None:
-        if transfer.pretrain_label_map:
-            raise UsageError("--pretrain-label-map needs --pretrain-on FILE")
-        return [], {}
-    examples = read_labelled(transfer.pretrain_on, data, detect=True)
-    return examples, label_map(transfer.pretrain_label_map, (e.label for e in examples), labels,
-                               transfer.pretrain_on)
-
-
 def _model_name(model: SentimentModel, recipe: TrainRecipe, pretrained: bool, transferred: bool) -> str:
     return (("BiLSTM" if model.bidirectional else "LSTM") + (" + n-grams" if model.ngram_buckets else "")
             + (" (LM-pretrained)" if pretrained else "")
@@ -98,43 +47,7 @@ def _model_name(model: SentimentModel, recipe: TrainRecipe, pretrained: bool, tr
             + (f", ensemble of {model.ensemble}" if model.ensemble > 1 else ""))
 
 
-@dataclass
-class _Texts:
-    """Everything read and encoded before training."""
-    labels: LabelSet
-    vocab: Vocabulary
-    train: Encoded
-    valid: Encoded
-    test: Encoded | None
-    transfer: Encoded  # the --pretrain-on texts, their labels as training classes (often none)
-
-
-def _read_and_encode(recipe: TrainRecipe, seed: int) -> _Texts:
-    data = recipe.data
-    train_examples = read_labelled(data.train, data)
-    if data.valid:
-        valid_examples = read_labelled(data.valid, data)
-    else:
-        train_examples, valid_examples = _split(train_examples, data.valid_fraction, seed)
-    test_examples = read_labelled(data.test, data) if data.test else None
-    labels = LabelSet.build(e.label for e in train_examples)
-    transfer_examples, transfer_labels = _transfer_data(recipe.transfer, data, labels)
-    tokenizer = Tokenizer("text", lowercase=recipe.model.lowercase)
-    tokens = {name: [tokenizer(e.text) for e in examples] for name, examples in
-              (("train", train_examples), ("valid", valid_examples), ("test", test_examples or []),
-               ("transfer", transfer_examples))}
-    vocab = Vocabulary.build(tokens["train"] + tokens["transfer"], min_freq=data.min_freq,
-                             max_size=data.max_vocab, pad=PAD, unk=UNK)
-    max_len = recipe.model.max_len
-    transfer_sequences = encode_texts(tokens["transfer"], vocab, max_len)
-    return _Texts(labels, vocab, _encode(train_examples, tokens["train"], vocab, labels, max_len),
-                  _encode(valid_examples, tokens["valid"], vocab, labels, max_len),
-                  _encode(test_examples, tokens["test"], vocab, labels, max_len) if test_examples else None,
-                  Encoded(transfer_sequences, [transfer_labels[e.label] for e in transfer_examples],
-                          tokens["transfer"]))
-
-
-def _start_from_more_data(model, recipe: TrainRecipe, texts: _Texts) -> dict:
+def _start_from_more_data(model, recipe: TrainRecipe, texts: Texts) -> dict:
     """Language-model pretraining and transfer, as asked (not when resuming: the checkpoint holds
     the fine-tuned weights); their summaries for the report."""
     config, phases = recipe.training, {}
@@ -155,7 +68,7 @@ def _start_from_more_data(model, recipe: TrainRecipe, texts: _Texts) -> dict:
     return phases
 
 
-def _test_scores(model, texts: _Texts, baseline: bool, seed: int, device) -> dict:
+def _test_scores(model, texts: Texts, baseline: bool, seed: int, device) -> dict:
     """The test scores of `model` and, with `baseline`, of the bag-of-words model beside it."""
     test, classes = texts.test, len(texts.labels)
     report = {"test": scores(predict_logits(model, text_batches(test.sequences, test.labels, 256),
@@ -173,7 +86,7 @@ def _test_scores(model, texts: _Texts, baseline: bool, seed: int, device) -> dic
 def main(recipe: TrainRecipe) -> int:
     config = recipe.training
     device = setup(config)
-    texts = _read_and_encode(recipe, config.seed)
+    texts = read_and_encode(recipe, config.seed)
     labels, vocab = texts.labels, texts.vocab
     model_config = dataclasses.replace(recipe.model, vocab_size=len(vocab), num_classes=len(labels))
     members = model_config.ensemble
