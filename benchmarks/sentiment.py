@@ -1,20 +1,15 @@
-"""Quality runs of `lstmkit train sentiment` on the shared data sets (never part of the tests).
+"""Sentiment quality of `lstmkit train sentiment` as a new user runs it: the default command
+(plus any flags after --) on every set of ≥ 2,000 texts the shared data gives (sentiment_sets.py),
+the model beside its fitted n-gram bag alone and the bag-of-words baseline. Never part of the tests.
 
-    python benchmarks/sentiment.py [--only amazon|sst2] [--out PREFIX]
-                                   [--threads 1] [-- extra flags for every run]
+    python benchmarks/sentiment.py [--sets small|all|NAME,NAME] [--seeds 0] [--imdb DIR/aclImdb]
+                                   [--work DIR] [--out PREFIX] [--threads 1] [-- extra flags]
 
-PREFIX defaults to benchmarks/results/sentiment-NAMES (e.g. sentiment-amazon), so a run of one
-data set never overwrites the report of another.
-
-Each run is a subprocess of the real CLI (`python -m lstmkit.cli train sentiment ...`), run by
-`measure` from task_runs.py (the harness shared with the other task benchmarks): this script
-records its wall time and CPU time, the machine's load average before and after (the machines
-are shared: a loaded machine makes wall time meaningless, CPU time less so), and collects
-the run's report.json (test accuracy / F1 of the LSTM and of the bag-of-words baseline fitted on
-the same training split). Writes OUT.json and OUT.md.
-
-Targets: Amazon reviews test accuracy >= 85 % and above the baseline, trained on CPU in
-under 15 minutes; SST-2 test accuracy >= 84 %.
+Each run is the real CLI in a subprocess (task_runs.measure: wall and CPU time, the load average
+before and after: the machines are shared). Its report.json gives the test accuracy and F1 of the
+model, of its bag alone and of the baseline fitted on the same training texts, and the validation
+accuracy (what choices were made on). Writes PREFIX.json and PREFIX.md (default
+benchmarks/results/sentiment-defaults).
 """
 from __future__ import annotations
 
@@ -22,121 +17,102 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import sys
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from task_runs import measure  # noqa: E402
+from sentiment_sets import SETS, SMALL, build  # noqa: E402
+from task_runs import measure, processor  # noqa: E402
 
 from lstmkit.paths import data_root  # noqa: E402
 
-# The settings we recommend per data set (chosen on the validation split, see docs/training.md).
-RUNS = {
-    "amazon": {
-        "data": ["--train", "amazon_reviews/train.ft.txt.bz2", "--test", "amazon_reviews/test.ft.txt.bz2",
-                 "--pretrain-on", "sst2/train.tsv"],
-        # Transfer from SST-2's labelled movie-review phrases, then three fine-tunings (an
-        # ensemble) with a cosine decay, beside a weight-decayed n-gram bag: the configuration with
-        # the best mean validation accuracy over the splits of seeds 0-2 (every configuration,
-        # seed and its test score: results/sentiment-amazon.md).
-        "flags": ["--embedding-dim", "100", "--hidden-size", "128", "--max-len", "300",
-                  "--epochs", "4", "--lr-schedule", "cosine", "--batch-size", "32", "--pooling", "max",
-                  "--pretrain-label-map", "0=1,1=2", "--pretrain-on-epochs", "3",
-                  "--pretrain-on-batch-size", "64",
-                  "--ngram-buckets", "1048576", "--ngram-weight-decay", "1.0", "--ensemble", "3"],
-        "targets": {"accuracy": 0.85, "above_baseline": True, "minutes": 15},
-    },
-    "sst2": {
-        "data": ["--train", "sst2/train.tsv", "--valid", "sst2/dev.tsv", "--test", "sst2/test.tsv"],
-        # Three fine-tunings with an n-gram bag: the best dev accuracy of the configurations tried
-        # (results/sentiment-sst2.md).
-        "flags": ["--embedding-dim", "100", "--hidden-size", "128", "--epochs", "4",
-                  "--batch-size", "64", "--pooling", "max", "--ensemble", "3",
-                  "--ngram-buckets", "1048576", "--ngram-weight-decay", "1.0"],
-        "targets": {"accuracy": 0.84},
-    },
-}
 
-
-def run_one(name: str, spec: dict, root: Path, out_dir: Path, threads: int, extra: list[str]) -> dict:
-    data = [str(root / a) if i % 2 else a for i, a in enumerate(spec["data"])]
-    run_dir = out_dir / f"run-{name}"
-    argv = ["train", "sentiment", *data, *spec["flags"], *extra,
-            "--out", str(run_dir), "--overwrite", "--no-progress", "--device", "cpu"]
-    log_path = out_dir / f"{name}.log"
-    m = measure(argv, log_path, threads, unbuffered=False)
-    status = m["status"]
-    result = {"name": name, "command": " ".join(["-m", "lstmkit.cli", *argv]), "status": status,
+def run_one(name: str, seed: int, root: Path, args, extra: list[str]) -> dict:
+    data = build(name, root, args.work, args.imdb)
+    run_dir = args.work / "runs" / f"{name}-seed{seed}"
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    argv = ["train", "sentiment", *data, *extra, "--seed", str(seed), "--out", str(run_dir),
+            "--overwrite", "--no-progress", "--device", "cpu"]
+    m = measure(argv, args.work / "runs" / f"{name}-seed{seed}.log", args.threads)
+    result = {"set": name, "seed": seed, "command": "lstmkit " + " ".join(argv), "status": m["status"],
               "wall_seconds": round(m["wall_seconds"], 1), "cpu_seconds": round(m["cpu_seconds"], 1),
-              "load_average_before": m["load_before"], "load_average_after": m["load_after"],
-              "log": str(log_path), "targets": spec["targets"]}
-    report_file = run_dir / "report.json"
-    if status == 0 and report_file.is_file():
-        result["report"] = json.loads(report_file.read_text())
+              "load_before": [round(x, 1) for x in m["load_before"]],
+              "load_after": [round(x, 1) for x in m["load_after"]]}
+    report = run_dir / "report.json"
+    if m["status"] == 0 and report.is_file():
+        result["report"] = json.loads(report.read_text())
     return result
 
 
-def verdict(result: dict) -> str:
-    report, targets = result.get("report"), result["targets"]
-    if not report or "test" not in report:
-        return "failed"
-    ok = report["test"]["accuracy"] >= targets["accuracy"]
-    if targets.get("above_baseline") and "baseline" in report:
-        ok &= report["test"]["accuracy"] > report["baseline"]["accuracy"]
-    if "minutes" in targets:
-        ok &= report["train_seconds"] < 60 * targets["minutes"]
-    return "met" if ok else "missed"
+def _cell(report: dict, part: str, key: str = "accuracy") -> str:
+    value = report.get(part, {}).get(key)
+    return "-" if value is None else f"{100 * value:.2f}"
 
 
-def markdown(results: list[dict], machine: dict) -> str:
-    lines = ["# Sentiment quality runs", "",
-             f"Machine: {machine['cpus']} CPUs, torch {machine['torch']}, threads {machine['threads']}. "
-             "Load averages show how shared the machine was.", "",
-             "| data | test acc | test F1 | baseline acc | baseline F1 | best epoch | train s | "
-             "run wall s | run CPU s | load before/after | targets |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+def markdown(results: list[dict], machine: dict, extra: list[str]) -> str:
+    lines = ["# Sentiment: the default command on every set", "",
+             f"Machine: {machine['cpus']} CPUs ({machine['processor']}), torch {machine['torch']}, "
+             f"{machine['threads']} thread(s) per run; the load average (1 min) before/after each "
+             "run shows how shared the machine was.",
+             f"Flags added to the default command: `{' '.join(extra) or 'none'}`.", "",
+             "| set | seed | train / valid / test | model test acc | its bag alone | baseline | "
+             "model valid acc | best epoch | train s | wall s | load | beats baseline |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
-        rep = r.get("report") or {}
-        test, base = rep.get("test", {}), rep.get("baseline", {})
-        fmt = lambda d, k: f"{d[k]:.4f}" if k in d else "-"  # noqa: E731
-        lines.append(f"| {r['name']} | {fmt(test, 'accuracy')} | {fmt(test, 'f1')} | "
-                     f"{fmt(base, 'accuracy')} | {fmt(base, 'f1')} | {rep.get('best_epoch', '-')} | "
-                     f"{rep.get('train_seconds', '-')} | {r['wall_seconds']} | {r['cpu_seconds']} | "
-                     f"{r['load_average_before'][0]:.1f}/{r['load_average_after'][0]:.1f} | "
-                     f"{verdict(r)} |")
+        rep = r.get("report", {})
+        sizes = (f"{rep.get('train_examples', '-')} / {rep.get('valid_examples', '-')} / "
+                 f"{rep.get('test', {}).get('n', '-')}")
+        beats = ("yes" if rep["test"]["accuracy"] > rep["baseline"]["accuracy"] else "no") \
+            if "baseline" in rep and "test" in rep else "-"
+        lines.append(f"| {r['set']} | {r['seed']} | {sizes} | {_cell(rep, 'test')} | "
+                     f"{_cell(rep, 'bag')} | {_cell(rep, 'baseline')} | "
+                     f"{_cell(rep, 'valid', 'acc')} | {rep.get('best_epoch', '-')} | "
+                     f"{rep.get('train_seconds', '-')} | {r['wall_seconds']} | "
+                     f"{r['load_before'][0]}/{r['load_after'][0]} | {beats} |")
+    done = [r["report"] for r in results if "report" in r and "baseline" in r["report"]]
+    if done:
+        gain = [100 * (d["test"]["accuracy"] - d["baseline"]["accuracy"]) for d in done]
+        valid = [100 * d["valid"]["acc"] for d in done]
+        lines += ["", f"Mean over the runs: test accuracy {statistics.mean(gain):+.2f} points "
+                      f"against the baseline (min {min(gain):+.2f}); mean validation accuracy "
+                      f"{statistics.mean(valid):.2f}."]
     lines += ["", "Commands:", ""] + [f"    {r['command']}" for r in results]
     return "\n".join(lines) + "\n"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=sorted(RUNS), action="append")
-    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--sets", default="small", help="small, all, or names joined by commas")
+    parser.add_argument("--seeds", default="0")
+    parser.add_argument("--imdb", type=Path, default=None, help="the unpacked aclImdb folder")
+    parser.add_argument("--work", type=Path, default=Path("runs/benchmarks/sentiment"),
+                        help="where the sets and run folders go (runs/ is not versioned)")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/sentiment-defaults"))
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("extra", nargs="*", help="flags added to every run (after --)")
-    args = parser.parse_args()
-    if args.out is None:
-        args.out = Path("benchmarks/results/sentiment-" + "-".join(sorted(set(args.only or RUNS))))
+    args, extra = parser.parse_known_args()
+    extra = [a for a in extra if a != "--"]
+    names = {"small": list(SMALL), "all": list(SETS)}.get(args.sets, args.sets.split(","))
     root = data_root()
     if root is None:
         print("shared data not found: set LSTMKIT_DATA or place it at ../shared/data", file=sys.stderr)
         return 2
-    out_dir = args.out.parent / (args.out.name + "-runs")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    machine = {"cpus": os.cpu_count(), "torch": torch.__version__, "threads": args.threads,
-               "platform": platform.platform(), "python": platform.python_version()}
+    machine = {"cpus": os.cpu_count(), "processor": processor(),
+               "torch": torch.__version__, "threads": args.threads, "platform": platform.platform()}
     results = []
-    for name in args.only or list(RUNS):
-        results.append(run_one(name, RUNS[name], root, out_dir, args.threads, args.extra))
-        print(json.dumps({k: results[-1].get(k) for k in ("name", "status", "wall_seconds")}),
-              file=sys.stderr)
-        # Written after every run, so a long session keeps what it finished.
-        args.out.with_suffix(".json").write_text(json.dumps({"machine": machine, "runs": results},
-                                                            indent=1) + "\n")
-        args.out.with_suffix(".md").write_text(markdown(results, machine))
-    print(markdown(results, machine))
+    for name in names:
+        for seed in (int(s) for s in args.seeds.split(",")):
+            results.append(run_one(name, seed, root, args, extra))
+            print(json.dumps({k: results[-1].get(k) for k in ("set", "seed", "status", "wall_seconds")}),
+                  file=sys.stderr, flush=True)
+            # Written after every run, so a long session keeps what it finished.
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.with_suffix(".json").write_text(json.dumps(
+                {"machine": machine, "extra_flags": extra, "runs": results}, indent=1) + "\n")
+            args.out.with_suffix(".md").write_text(markdown(results, machine, extra))
+    print(markdown(results, machine, extra))
     return 0
 
 

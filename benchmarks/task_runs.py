@@ -41,6 +41,18 @@ def measure(argv: list[str], log_path: Path, threads: int, *, unbuffered: bool =
             "load_before": load_before, "load_after": os.getloadavg()}
 
 
+def processor() -> str:
+    """The CPU's model name (Linux), else what platform knows."""
+    import platform
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def run_measured(argv: list[str], log_path: Path, threads: int) -> dict:
     """Run `python -m lstmkit.cli ARGV` with THREADS intra-op threads; wall/CPU time and load average."""
     m = measure(argv, log_path, threads)

@@ -6,14 +6,16 @@ callable taking the parsed arguments and returning an exit status.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 
-from lstmkit.commands import bench, demo, experiment, generate, predict, selfcheck, train, view
+from lstmkit.commands import (bench, demo, evaluate, experiment, generate, predict, selfcheck,
+                              train, view)
 from lstmkit.errors import UsageError
 
 # Order is the order of `lstmkit --help`.
-COMMANDS = (demo, experiment, train, predict, generate, view, selfcheck, bench)
+COMMANDS = (demo, experiment, train, evaluate, predict, generate, view, selfcheck, bench)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -49,13 +51,20 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        status = int(args.func(args) or 0)
+        sys.stdout.flush()  # a reader that went away shows here, not as a traceback at exit
+        return status
     except UsageError as error:
         print(f"lstmkit {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"\nlstmkit {args.command}: interrupted; finished results were kept.", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader of our output went away (`| head`): stop quietly, as Unix tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader left
 
 
 if __name__ == "__main__":

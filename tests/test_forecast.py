@@ -119,7 +119,8 @@ def test_chronological_split_and_windows():
 
 
 def test_scaler_is_fitted_on_the_training_part_only(series_csv, tmp_path):
-    raw, scaled, scaler, origins, valid_start = prepare(train_recipe(series_csv, tmp_path))
+    prepared = prepare(train_recipe(series_csv, tmp_path))
+    raw, scaled, scaler, valid_start = prepared.raw, prepared.scaled, prepared.scaler, prepared.valid_start
     assert np.allclose(scaler.mean, raw[:valid_start].mean(axis=0))
     assert not np.allclose(scaler.mean, raw.mean(axis=0))  # the series trends: the test part differs
     assert np.allclose(scaled[:valid_start].mean(axis=0), 0, atol=1e-9)
@@ -157,7 +158,7 @@ def test_train_and_predict_forecast_cli(series_csv, tmp_path, capsys):
     assert "seasonal_naive" in printed and "MASE" in printed
     metrics = json.loads((out / "test_metrics.json").read_text())
     assert set(metrics["test"]) == {"lstm", "naive", "seasonal_naive"}
-    assert set(metrics["test"]["lstm"]) == {"mae", "rmse", "mase", "smape"}
+    assert set(metrics["test"]["lstm"]) == {"mae", "rmse", "mase", "smape", "z_mse", "z_mae"}
     assert (out / "best" / "scaler.json").is_file() and (out / "forecast.png").is_file()
 
     assert main(["predict", "forecast", "--model", str(out), "--csv", str(series_csv)]) == 0

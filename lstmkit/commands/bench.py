@@ -14,13 +14,16 @@ def register(subparsers) -> None:
                                           "Full tables: benchmarks/.")
     p.add_argument("--backend", default="bptt", choices=engines.names(),
                    help="the engine to time (default: %(default)s)")
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--hidden", type=int, default=256)
-    p.add_argument("--steps", type=int, default=100)
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--layer-norm", action="store_true", help="time the layer-normalised variant")
-    p.add_argument("--peephole", action="store_true", help="time the peephole variant")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--batch", type=int, default=32, help="sequences per batch (default: %(default)s)")
+    p.add_argument("--hidden", type=int, default=256,
+                   help="input and hidden size (default: %(default)s)")
+    p.add_argument("--steps", type=int, default=100, help="time steps (default: %(default)s)")
+    p.add_argument("--repeats", type=int, default=5,
+                   help="timed runs of each, the median reported (default: %(default)s)")
+    p.add_argument("--layer-norm", action="store_true",
+                   help="time the layer-normalised variant (default: off)")
+    p.add_argument("--peephole", action="store_true", help="time the peephole variant (default: off)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON (default: off)")
     p.set_defaults(func=run)
 
 

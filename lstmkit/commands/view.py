@@ -18,29 +18,32 @@ def register(subparsers) -> None:
     parser.add_argument("--model", required=True,
                         help="run folder of `lstmkit train lm|sentiment|forecast` (uses its best/) or a checkpoint")
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--text", help="the text to read (language and sentiment models)")
+    source.add_argument("--text", help="the text to read (language and sentiment models); this or --file")
     source.add_argument("--file", type=Path,
-                        help="a UTF-8 text file (language and sentiment models) or a CSV with the model's "
-                             "columns (forecasters)")
+                        help="a text file (language and sentiment models) or a CSV with the model's "
+                             "columns (forecasters); this or --text")
+    parser.add_argument("--encoding", default="utf-8",
+                        help="text encoding of --file (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=Path("view.html"), help="the page to write (default: %(default)s)")
     parser.add_argument("--probe", metavar="REGEX",
                         help="find units whose cell follows the matches of REGEX in the text (inside a match, "
-                             "the position in it, the steps to its end), e.g. '\"[^\"]*\"' or '[^\\n]*\\n'")
+                             "the position in it, the steps to its end), e.g. '\"[^\"]*\"' or '[^\\n]*\\n' "
+                             "(default: none)")
     parser.add_argument("--max-mb", type=float, default=4.5,
                         help="largest page size in MB; a long input of a wide model then holds the top-ranked "
                              "units only (default: %(default)s)")
     parser.set_defaults(func=main)
 
 
-def _read_text(path: Path) -> str:
+def _read_text(path: Path, encoding: str) -> str:
+    from lstmkit.data.readers import decode_file
+
     try:
-        text = path.read_text(encoding="utf-8")
+        text = decode_file(path, encoding)
     except FileNotFoundError:
         raise UsageError(f"file not found: {path}") from None
     except IsADirectoryError:
         raise UsageError(f"{path} is a folder; give a text file") from None
-    except UnicodeDecodeError as error:
-        raise UsageError(f"{path} is not UTF-8 text (byte {error.start}); save it as UTF-8") from None
     except OSError as error:
         raise UsageError(f"cannot read {path}: {error.strerror}") from None
     if not text.strip():
@@ -56,7 +59,7 @@ def _source(args, input_kind: str) -> str:
             raise UsageError("--probe looks for text features; a forecaster reads a series")
         return str(args.file)
     if args.file is not None:
-        return _read_text(args.file)
+        return _read_text(args.file, args.encoding)
     if not args.text.strip():
         raise UsageError("--text is empty; give the text to view")
     return args.text

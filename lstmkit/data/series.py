@@ -5,18 +5,21 @@ Missing values (an empty cell, NA, NaN, null, ?; a blank line between data rows 
 of missing values, blank lines at the end are ignored) are handled by one of three documented policies:
   refuse       (default) stop with the file, line and column of the first gap;
   interpolate  fill gaps linearly between the neighbouring observed values of the same column
-               (gaps at the start or end take the nearest observed value);
+               (gaps at the start or end take the nearest observed value); which values were
+               filled is kept (Series.imputed), so they are reported and never scored as targets;
   drop         remove every row with a gap in any used column (this shortens the series and
                breaks a regular time step; use only when that is acceptable).
 """
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from lstmkit.data.timestamps import Stamps, find_stamps
 from lstmkit.errors import UsageError
 
 MISSING_POLICIES = ("refuse", "interpolate", "drop")
@@ -30,17 +33,32 @@ class Series:
     columns: list[str]
     values: np.ndarray
     line_numbers: np.ndarray  # (T,) line in the file of each row, for error messages
+    imputed: np.ndarray | None = None  # (T, C) True where --missing interpolate filled a value
+    stamps: Stamps | None = None       # the date column's time stamps, when the file has one
+
+    def imputed_summary(self) -> dict:
+        """How many values were filled in, per column, and the file lines of the first ones."""
+        if self.imputed is None or not self.imputed.any():
+            return {"count": 0}
+        rows = np.flatnonzero(self.imputed.any(axis=1))
+        return {"count": int(self.imputed.sum()),
+                "by_column": {name: int(self.imputed[:, c].sum())
+                              for c, name in enumerate(self.columns) if self.imputed[:, c].any()},
+                "first_lines": self.line_numbers[rows[:5]].tolist()}
 
 
-def read_series_csv(path: str | Path, columns: list[str], missing: str = "refuse") -> Series:
-    """Read the named columns of a CSV file with a header row as float64."""
+def read_series_csv(path: str | Path, columns: list[str], missing: str = "refuse",
+                    encoding: str = "utf-8") -> Series:
+    """Read the named columns of a CSV file with a header row as float64 (and its date column's
+    time stamps, when it has one)."""
     if missing not in MISSING_POLICIES:
         raise UsageError(f"--missing {missing!r} is not a policy; allowed: {', '.join(MISSING_POLICIES)}")
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"CSV file not found: {path}")
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        rows = list(csv.reader(handle))
+    from lstmkit.data.readers import decode_file
+
+    rows = list(csv.reader(io.StringIO(decode_file(path, encoding), newline="")))
     if not rows or not any(cell.strip() for cell in rows[0]):
         raise UsageError(f"{path} is empty; expected a header row naming the columns, then one row per time step")
     header = [name.strip() for name in rows[0]]
@@ -64,8 +82,14 @@ def read_series_csv(path: str | Path, columns: list[str], missing: str = "refuse
         raise UsageError(f"{path} has a header but no data rows")
     table = np.array(values, dtype=np.float64)  # (T, C), NaN where a value is missing
     line_numbers = np.array(lines)
+    stamps = find_stamps(header, data, set(indices))
+    gaps = np.isnan(table)  # (T, C)
     table, line_numbers = _apply_missing_policy(table, line_numbers, columns, missing, path)
-    return Series(str(path), list(columns), table, line_numbers)
+    if stamps is not None and len(line_numbers) != len(gaps):  # --missing drop removed rows
+        kept = set(line_numbers.tolist())
+        stamps.values = [v for v, line in zip(stamps.values, lines) if line in kept]
+    imputed = gaps if missing == "interpolate" else None
+    return Series(str(path), list(columns), table, line_numbers, imputed, stamps)
 
 
 def _parse_cell(cell: str, path: Path, line_number: int, column: str) -> float:

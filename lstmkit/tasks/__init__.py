@@ -3,7 +3,8 @@ and how it trains, evaluates and predicts.
 
 Every task package exposes NAME (the name on the command line and in checkpoints), HELP (one line
 for --help), MODEL (a saved_model.ModelKind: how its checkpoints rebuild the model), TrainRecipe
-and train_main(recipe) -> exit status; tasks that predict also PredictRecipe and predict_main.
+and train_main(recipe) -> exit status, evaluate_main(EvaluateRecipe) -> exit status (`lstmkit
+evaluate`, lstmkit.tasks.evaluation); tasks that predict also PredictRecipe and predict_main.
 """
 from lstmkit.tasks import forecast, language_model, sentiment, seqmnist
 

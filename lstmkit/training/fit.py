@@ -154,6 +154,10 @@ class _Trainer:
         if self.out is not None:
             has_run = ckpt.resolve_checkpoint_dir(self.out / "last") is not None
             run_folder.prepare(self.out, config.resume, config.overwrite, has_run, self.info)
+            if self.info.is_main and spec.run_files:
+                self.out.mkdir(parents=True, exist_ok=True)
+                for name, text in spec.run_files.items():
+                    atomic.write_text(self.out / name, text)
             if config.resume:
                 self.run = restore(self.out, spec, self.model, self.optimizer, self.schedule,
                                    self.scaler, self.device)
@@ -306,6 +310,19 @@ class _Trainer:
                      f"{'  * best' if improved else ''}")
         distributed.barrier(self.info)
 
+    def score_start(self) -> None:
+        """The untrained model's validation score as the best so far (epoch 0), saved as OUT/best."""
+        spec, run = self.spec, self.run
+        metrics = self.validate()
+        run.best_value, run.best_epoch, run.best_metrics = float(metrics[spec.monitor]), 0, metrics
+        self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+        if self.out is not None and self.info.is_main:
+            ckpt.save_checkpoint(self.out / "best", task=spec.task, model_config=spec.model_config,
+                                 state_dict=self.best_state, extras=spec.extras,
+                                 info={"epoch": 0, "step": 0, "metrics": metrics})
+        if self.info.is_main and spec.log is not None:
+            spec.log(f"before training  |  valid {_format(metrics)}")
+
     def result(self) -> TrainResult:
         if self.best_state is not None and self.has_validation:
             self.model.load_state_dict(self.best_state)
@@ -320,6 +337,8 @@ class _Trainer:
 def fit(spec: TrainSpec, config: TrainConfig) -> TrainResult:
     """Train `spec.model` as `config` says; see the module docstring. Returns a TrainResult."""
     trainer = _Trainer(spec, config)
+    if spec.score_start and trainer.has_validation and trainer.run.epochs_done == 0:
+        trainer.score_start()
     for epoch in range(trainer.run.epochs_done, config.epochs):
         if trainer.run.stopped_early or trainer.stopped_by_budget:
             break

@@ -13,7 +13,8 @@ from typing import Iterable
 from lstmkit.errors import UsageError
 from lstmkit.training import distributed
 
-RUN_FILES = ("best", "best.old", "best.tmp", "last", "last.old", "last.tmp", "metrics.jsonl")
+RUN_FILES = ("best", "best.old", "best.tmp", "last", "last.old", "last.tmp", "metrics.jsonl",
+             "recipe.json")
 
 
 def ensure_writable(path: str | Path, flag: str = "--out") -> Path:

@@ -43,6 +43,10 @@ class TrainSpec:
     make_optimizer: Callable[[nn.Module, Any], torch.optim.Optimizer] | None = None  # (model, config)
     log: Callable[[str], None] | None = log_to_stderr  # one line per epoch; None: quiet
     budget: Budget | None = None           # the command's --max-minutes (default: from the config)
+    score_start: bool = False              # validate before training: the starting weights (a
+                                           # fitted part alone) compete for `best` too
+    run_files: dict = field(default_factory=dict)  # file name -> text written into OUT when the
+                                           # run starts (the command's settings: recipe.json)
     eval_items: int = 0                    # items one validation pass scores (time estimates)
     final_items: int = 0                   # items scored after training (the test set): the
                                            # budget keeps time for them

@@ -10,6 +10,7 @@ from lstmkit.training.config import TrainConfig
 
 NAME = "forecast"
 BASELINES = ("last", "seasonal")
+SPLITS = ("fractions", "informer")
 FRACTION = between(0, 1, high_open=True)
 
 
@@ -19,9 +20,13 @@ class ForecastData:
     target: str | None = option(None, "column to forecast", required=True, metavar="COLUMN")
     features: str = option("", "extra input columns, comma separated", metavar="A,B,...",
                            default_text="none")
+    split: str = option("fractions", "fractions: train | --valid-fraction | --test-fraction of the "
+                        "rows; informer: 12 | 4 | 4 months of ETT-style data (needs a date column; "
+                        "later rows unused), as published tables score it", choices=SPLITS)
     valid_fraction: float = option(0.15, "share of the rows (after the training part) for "
                                    "validation", check=FRACTION)
     test_fraction: float = option(0.15, "share of the rows (the end) for the test", check=FRACTION)
+    encoding: str = option("utf-8", "text encoding of the CSV file")
     plot: bool = option(True, "plot the test part against the forecasts (forecast.png)")
 
     def columns(self) -> tuple[str, ...]:
@@ -54,7 +59,7 @@ class TrainRecipe:
     model: ForecastModel = section(ForecastModel)
     training: TrainConfig = section(lambda: TrainConfig(
         out=Path("runs/forecast"), epochs=50, batch_size=32, lr=3e-3, lr_schedule="cosine",
-        clip=1.0), "training")
+        clip=1.0, patience=10), "training")
 
 
 @dataclass
@@ -65,6 +70,7 @@ class PredictOptions:
                               required=True, metavar="FILE")
     missing: str | None = option(None, "missing-value policy", choices=MISSING_POLICIES,
                                  default_text="the one used in training")
+    encoding: str = option("utf-8", "text encoding of the CSV file")
 
 
 @dataclass

@@ -22,13 +22,20 @@ def forecast_after_end(model, config: ForecastModel, scaler: StandardScaler, val
 
 
 def main(recipe: PredictRecipe) -> int:
+    """The next H values as CSV: beside their time stamps when the series has a date column
+    (its step continued past the last row), else beside their step numbers 1..H."""
     options = recipe.predict
     loaded = load_model(options.model, MODEL)
     config = loaded.config
     scaler = StandardScaler.from_dict(loaded.extras["scaler"])
-    series = read_series_csv(options.csv, list(config.columns), missing=options.missing or config.missing)
+    series = read_series_csv(options.csv, list(config.columns), missing=options.missing or config.missing,
+                             encoding=options.encoding)
     forecast = forecast_after_end(loaded.model, config, scaler, series.values, str(options.csv))
-    print(f"step,{config.columns[0]}")
-    for step, value in enumerate(forecast, start=1):
-        print(f"{step},{value:.6g}")
+    if series.stamps is not None:
+        keys, name = series.stamps.after_end(len(forecast)), series.stamps.column
+    else:
+        keys, name = [str(step) for step in range(1, len(forecast) + 1)], "step"
+    print(f"{name},{config.columns[0]}")
+    for key, value in zip(keys, forecast):
+        print(f"{key},{value:.6g}")
     return 0

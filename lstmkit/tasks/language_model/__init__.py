@@ -7,9 +7,11 @@ generate.py   sampling (temperature, top-k, seed), one LSTM step per token
 """
 from lstmkit.tasks.language_model.config import NAME, GenerateRecipe, TrainRecipe
 from lstmkit.tasks.language_model.generate import main as generate_main
+from lstmkit.tasks.language_model.evaluate import evaluate_main
 from lstmkit.tasks.language_model.model import MODEL
 from lstmkit.tasks.language_model.train import main as train_main
 
 HELP = "train a character- or word-level language model on a text file (sample it with `lstmkit generate`)"
 
-__all__ = ["NAME", "HELP", "MODEL", "TrainRecipe", "GenerateRecipe", "train_main", "generate_main"]
+__all__ = ["NAME", "HELP", "MODEL", "TrainRecipe", "GenerateRecipe", "train_main", "evaluate_main",
+           "generate_main"]

@@ -21,6 +21,7 @@ class LMData:
     test_text: Path | None = option(None, "test text, scored once at the end", metavar="FILE")
     valid_fraction: float = option(0.1, "share of --text held out (its end) without --valid-text",
                                    check=between(0, 1, high_open=True))
+    encoding: str = option("utf-8", "text encoding of the text files")
 
 
 @dataclass

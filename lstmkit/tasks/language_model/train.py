@@ -19,6 +19,7 @@ from lstmkit.data.tokenizer import Tokenizer
 from lstmkit.data.vocabulary import UNK, Vocabulary
 from lstmkit.errors import UsageError
 from lstmkit.recipe import to_json
+from lstmkit.tasks.evaluation import run_recipe_files
 from lstmkit.tasks.language_model.config import NAME, LMData, TrainRecipe
 from lstmkit.tasks.language_model.model import MODEL, build_model, describe_loss
 from lstmkit.tasks.saved_model import load_model
@@ -43,9 +44,9 @@ def encode(vocab: Vocabulary, tokens: list[str], level: str, what: str) -> torch
 
 def _load_corpus(data: LMData, level: str):
     tokenizer = Tokenizer(level)
-    tokens = tokenizer(read_text(data.text))
+    tokens = tokenizer(read_text(data.text, data.encoding))
     if data.valid_text:
-        train_tokens, valid_tokens = tokens, tokenizer(read_text(data.valid_text))
+        train_tokens, valid_tokens = tokens, tokenizer(read_text(data.valid_text, data.encoding))
     else:
         train_tokens, valid_tokens = split_tokens(tokens, data.valid_fraction)
     vocab = build_vocabulary(train_tokens, level)
@@ -54,7 +55,8 @@ def _load_corpus(data: LMData, level: str):
                        str(data.valid_text or "the validation part of the text"))
     test_ids = None
     if data.test_text:
-        test_ids = encode(vocab, tokenizer(read_text(data.test_text)), level, str(data.test_text))
+        test_ids = encode(vocab, tokenizer(read_text(data.test_text, data.encoding)), level,
+                          str(data.test_text))
     return vocab, train_ids, valid_ids, test_ids
 
 
@@ -107,6 +109,12 @@ def _eval_chunks(ids: torch.Tensor, batch_size: int, bptt: int) -> list:
     return [(inputs, targets, False) for inputs, targets in bptt_chunks(streams, bptt)]
 
 
+def score_text(model, ids: torch.Tensor, batch_size: int, bptt: int, show: bool) -> float:
+    """Mean nats per token of a text's ids (N,), read as the training reads its validation text."""
+    return evaluate_batches(model, _eval_chunks(ids, batch_size, bptt), _eval_step,
+                            torch.device("cpu"), show=show, description="test")["loss"]
+
+
 def _eval_step(model, batch, state):
     inputs, targets, _ = batch
     loss, state = model(inputs, state, targets)
@@ -139,6 +147,7 @@ def main(recipe: TrainRecipe) -> int:
                      valid_batches=_eval_chunks(valid_ids, config.batch_size, options.bptt),
                      on_epoch_start=lambda epoch: epoch_starts.append(time.monotonic()),
                      extras={"vocab": vocab.to_json()}, budget=budget,
+                     run_files=run_recipe_files(recipe),
                      eval_items=valid_ids.numel(),
                      final_items=test_ids.numel() if test_ids is not None else 0)
     result = fit(spec, config)
@@ -161,9 +170,8 @@ def _finish(recipe: TrainRecipe, test_ids, epoch_starts, started) -> int:
     summary = {"level": level, "best_valid_loss": best_valid, "curve": curve,
                "minutes": round((time.monotonic() - started) / 60, 3)}
     if test_ids is not None:
-        summary["test_loss"] = evaluate_batches(
-            best.model, _eval_chunks(test_ids, config.batch_size, recipe.lm.bptt), _eval_step,
-            torch.device("cpu"), show=config.progress, description="test")["loss"]
+        summary["test_loss"] = score_text(best.model, test_ids, config.batch_size, recipe.lm.bptt,
+                                          config.progress)
         print(f"test: {describe_loss(summary['test_loss'], level)}")
     atomic.write_text(out / "lm_metrics.json", json.dumps(summary, indent=1))
     print(f"best validation: {describe_loss(best_valid, level)}; checkpoint: {out / 'best'}")

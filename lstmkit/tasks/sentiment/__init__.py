@@ -8,15 +8,20 @@ model.py        embedding -> (bi)LSTM -> pooling -> linear (+ hashed n-grams), e
 pretraining.py  language-model pretraining (Dai & Le 2015) and transfer from related labelled data
 ensemble.py     K fine-tunings from one start, resumable member by member
 train.py        the training command: read, tokenize, train, report beside the baseline
-evaluate.py     logits, accuracy and F1, the baseline's scores, the printed report
+texts.py        the run's texts read and encoded once
+bag.py          the n-gram bag fitted before the LSTM (naive-Bayes weighted logistic regression)
+evaluate.py     logits, accuracy and F1, the bag's and the baseline's scores, the printed report,
+                `lstmkit evaluate` of a sentiment run
 baseline.py     bag-of-words tf-idf logistic regression (scikit-learn)
 predict.py      the prediction command
 """
 from lstmkit.tasks.sentiment.config import NAME, PredictRecipe, TrainRecipe
+from lstmkit.tasks.sentiment.evaluate import evaluate_main
 from lstmkit.tasks.sentiment.model import MODEL
 from lstmkit.tasks.sentiment.predict import main as predict_main
 from lstmkit.tasks.sentiment.train import main as train_main
 
 HELP = "classify texts (e.g. reviews as positive/negative) with an embedding + (bi)LSTM model"
 
-__all__ = ["NAME", "HELP", "MODEL", "TrainRecipe", "PredictRecipe", "train_main", "predict_main"]
+__all__ = ["NAME", "HELP", "MODEL", "TrainRecipe", "PredictRecipe", "train_main", "predict_main",
+           "evaluate_main"]

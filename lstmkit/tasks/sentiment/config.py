@@ -53,8 +53,11 @@ class SentimentModel:
                             check=PROBABILITY)
     embedding_dropout: float = option(0.2, "dropout on the word embeddings", check=PROBABILITY)
     pooling: str = option("max", "how the LSTM outputs become one vector", choices=POOLINGS)
-    ngram_buckets: int = option(0, "add a linear bag of hashed word uni+bigrams beside the LSTM "
-                                "(LSTM + n-grams), e.g. 1048576; 0 = LSTM only", check=at_least(0))
+    bag_buckets: int = option(0, "a linear bag of hashed word uni+bigrams beside the LSTM, fitted "
+                              "first (naive-Bayes weighted logistic regression); the LSTM learns "
+                              "what it misses. Hash buckets; 0 = LSTM only", check=at_least(0))
+    ngram_buckets: int = option(0, "a bag of hashed word uni+bigrams trained jointly with the LSTM "
+                                "instead, e.g. 1048576; 0 = none", check=at_least(0))
     max_len: int = option(400, "tokens kept per text (the first ones)", check=at_least(1))
     lowercase: bool = option(True, "fold case before tokenizing")
     ensemble: int = option(1, "fine-tune K classifiers from the same start (after any pretraining) "
@@ -94,12 +97,14 @@ class SentimentOptions:
     ngram_weight_decay: float = option(0.0, "decoupled weight decay on the n-gram weights",
                                        check=at_least(0))
     baseline: bool = option(True, "fit the bag-of-words logistic-regression baseline beside the model")
+    select_on: str = option("accuracy", "the validation score that picks the best epoch and "
+                            "stops training early", choices=("accuracy", "loss"))
 
 
 @dataclass
 class TrainRecipe:
     data: SentimentData = section(SentimentData)
-    model: SentimentModel = section(SentimentModel)
+    model: SentimentModel = section(lambda: SentimentModel(bag_buckets=1 << 20))
     pretraining: Pretraining = section(Pretraining,
                                        "language-model pretraining (Dai & Le 2015; ULMFiT)")
     transfer: Transfer = section(Transfer, "transfer from a related labelled data set")

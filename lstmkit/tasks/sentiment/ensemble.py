@@ -63,9 +63,9 @@ def shared_start(model: nn.Module, out: Path | None, config: TrainConfig, task: 
 
 
 def train_members(model: nn.Module, members: int, config: TrainConfig,
-                  make_spec: Callable[[nn.Module, int], TrainSpec]) -> list[TrainResult]:
+                  make_spec: Callable[[nn.Module, int, int], TrainSpec]) -> list[TrainResult]:
     """Fine-tune a copy of `model` per member (seeds config.seed, +1, ...); their results in order.
-    make_spec(model, seed) -> the TrainSpec of one fine-tuning."""
+    make_spec(model, seed, k) -> the TrainSpec of member k's fine-tuning (k from 0)."""
     results = []
     for k in range(members):
         out = config.out / MEMBERS / str(k + 1) if config.out is not None else None
@@ -74,7 +74,7 @@ def train_members(model: nn.Module, members: int, config: TrainConfig,
         member = dataclasses.replace(config, seed=config.seed + k, out=out, resume=resume,
                                      overwrite=True)  # a member never started leaves no run behind
         print(f"ensemble member {k + 1}/{members} (seed {member.seed})", file=sys.stderr)
-        results.append(training.fit(make_spec(copy.deepcopy(model), member.seed), member))
+        results.append(training.fit(make_spec(copy.deepcopy(model), member.seed, k), member))
     return results
 
 

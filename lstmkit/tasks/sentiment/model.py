@@ -7,11 +7,14 @@ Each choice has a reason:
   thousand reviews a sentiment cue anywhere in a long text reaches the classifier in one step;
 - softmax over C classes (cross-entropy), so two or more classes work alike.
 
-Optional (`ngram_buckets > 0`): a bag of hashed word unigrams and bigrams as a linear term added
-to the logits, trained jointly (fastText's idea, "wide and deep"). On a few thousand long reviews
-a linear n-gram model is hard to beat; the LSTM then learns what the bag misses (order, negation
-scope) instead of relearning word polarity from scratch. The report names such a model
-"LSTM + n-grams", not "LSTM".
+Beside the LSTM, a linear bag of hashed word unigrams and bigrams can add its logits:
+- `bag_buckets > 0` (the default recipe): the bag is fitted first and frozen (bag.py: naive-Bayes
+  weighted logistic regression over which n-grams a text holds); the LSTM learns what it misses;
+- `ngram_buckets > 0`: a bag of n-gram counts trained jointly with the LSTM (fastText's idea,
+  "wide and deep").
+On a few thousand long reviews a linear n-gram model is hard to beat; the LSTM then learns what
+the bag misses (order, negation scope) instead of relearning word polarity from scratch. The
+report names such a model "BiLSTM + n-gram bag", not "BiLSTM", and scores the bag alone too.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import lstmkit
 from lstmkit.tasks.saved_model import ModelKind
+from lstmkit.tasks.sentiment.bag import bag_logits
 from lstmkit.tasks.sentiment.config import NAME, POOLINGS, SentimentModel, upgrade_v1
 
 PAD_ID = 0  # the vocabulary puts its padding token first
@@ -32,7 +36,7 @@ class SentimentClassifier(nn.Module):
     def __init__(self, vocab_size: int, num_classes: int, embedding_dim: int = 128,
                  hidden_size: int = 128, num_layers: int = 1, bidirectional: bool = True,
                  dropout: float = 0.5, embedding_dropout: float = 0.2, pooling: str = "max",
-                 backend: str = "auto", ngram_buckets: int = 0):
+                 backend: str = "auto", ngram_buckets: int = 0, bag_buckets: int = 0):
         super().__init__()
         if pooling not in POOLINGS:
             raise ValueError(f"pooling {pooling!r}: expected one of {POOLINGS}")
@@ -49,6 +53,10 @@ class SentimentClassifier(nn.Module):
         self.ngrams = nn.Embedding(ngram_buckets, num_classes) if ngram_buckets else None
         if self.ngrams is not None:
             nn.init.zeros_(self.ngrams.weight)  # starts as "no opinion", like a fresh logreg
+        # The fitted bag is frozen: buffers, saved with the weights, never trained.
+        self.register_buffer("bag_weight", torch.zeros(bag_buckets, num_classes) if bag_buckets
+                             else None)  # (buckets, C)
+        self.register_buffer("bag_bias", torch.zeros(num_classes) if bag_buckets else None)  # (C,)
 
     def ngram_logits(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Sum of the hashed uni- and bigram weights over each text / sqrt(count): (B, C)."""
@@ -69,8 +77,14 @@ class SentimentClassifier(nn.Module):
         out, (h_n, _) = self.lstm(packed)
         return out, h_n
 
-    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """ids (B, T) right-padded, lengths (B,) -> logits (B, C)."""
+    def bag(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The fitted bag's logits (B, C) alone."""
+        return bag_logits(ids, lengths, self.bag_weight, self.bag_bias)
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor,
+                bag: torch.Tensor | None = None) -> torch.Tensor:
+        """ids (B, T) right-padded, lengths (B,) -> logits (B, C). `bag`: the fitted bag's logits
+        to use instead of its own (cross-fitted ones while the LSTM trains)."""
         out, h_n = self.encode(ids, lengths)
         if self.pooling == "last":
             # h_n (layers*dirs, B, H): the top layer's final forward (and backward) states.
@@ -89,6 +103,8 @@ class SentimentClassifier(nn.Module):
         logits = self.head(self.dropout(features))  # (B, C)
         if self.ngrams is not None:
             logits = logits + self.ngram_logits(ids, lengths)
+        if self.bag_weight is not None:
+            logits = logits + (bag if bag is not None else self.bag(ids, lengths))
         return logits
 
 
@@ -117,7 +133,7 @@ def build_classifier(config: SentimentModel, backend: str = "auto") -> Sentiment
     return SentimentClassifier(config.vocab_size, config.num_classes, config.embedding_dim,
                                config.hidden_size, config.num_layers, config.bidirectional,
                                config.dropout, config.embedding_dropout, config.pooling, backend,
-                               config.ngram_buckets)
+                               config.ngram_buckets, config.bag_buckets)
 
 
 def build_model(config: SentimentModel, backend: str = "auto") -> nn.Module:

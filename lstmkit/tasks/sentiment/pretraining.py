@@ -33,6 +33,7 @@ from lstmkit.tasks.sentiment.config import NAME
 from lstmkit.tasks.sentiment.model import SentimentClassifier
 from lstmkit import training
 from lstmkit.training import StepOutput, TrainConfig, TrainSpec, evaluate_batches, select_device
+from lstmkit.training.budget import Budget
 
 
 def lm_cutoffs(vocab_size: int) -> list[int]:
@@ -105,23 +106,25 @@ def _lm_step(model, batch, state):
 
 def pretrain_language_model(model: SentimentClassifier, train_sequences, valid_sequences,
                             config: TrainConfig, epochs: int, lr: float | None,
-                            dropout: float) -> dict:
-    """Train `model`'s embedding and LSTM in place as a language model on the texts (no labels);
-    keeps the epoch with the lowest validation loss. Returns losses and wall time for the report."""
+                            dropout: float, budget: Budget | None = None) -> dict:
+    """Train `model`'s embedding and LSTM in place as a language model on the texts (no labels),
+    within `budget`; keeps the epoch with the lowest validation loss. Returns losses and wall
+    time for the report."""
     started = time.perf_counter()
     lm = PretrainingLM(model, dropout)
     valid_batches = list(text_batches(valid_sequences, None, 256))
     device = select_device(config.device)
     before = evaluate_batches(lm.to(device), valid_batches, _lm_step, device)["loss"]
-    print(f"pretraining the embedding and LSTM as a language model for {epochs} epoch(s); "
-          f"valid loss {before:.4f} nats/word", file=sys.stderr)
+    print(f"pretraining the embedding and LSTM as a language model on {len(train_sequences):,} "
+          f"texts for {epochs} epoch(s); valid loss {before:.4f} nats/word", file=sys.stderr)
     batches = shuffled_batches(train_sequences, None, config.batch_size, config.seed + 104729)
     result = training.fit(TrainSpec(task=NAME + "-lm", model=lm, model_config={}, train_batches=batches,
-                           step=_lm_step, valid_batches=valid_batches),
-                 _pretrain_config(config, epochs, lr))
+                                    step=_lm_step, valid_batches=valid_batches, budget=budget),
+                          _pretrain_config(config, epochs, lr))
     return {"epochs": epochs, "valid_loss_before": before,
             "valid_loss_after": result.best_metrics["loss"], "best_epoch": result.best_epoch,
             "train_loss": [round(r["train_loss"], 4) for r in result.history],
+            "stopped_by_budget": result.stopped_by_budget,
             "seconds": round(time.perf_counter() - started, 1)}
 
 
@@ -159,9 +162,14 @@ def label_map(spec: str | None, source_names, target: LabelSet, source_file) -> 
     return mapping
 
 
-def classifier_step(model, batch, state):
-    """The classifier's training step: cross-entropy and accuracy (transfer and fine-tuning alike)."""
-    logits = model(batch.ids, batch.lengths)  # (B, C)
+def classifier_step(model, batch, state, bag_offsets: torch.Tensor | None = None):
+    """The classifier's training step: cross-entropy and accuracy (transfer and fine-tuning alike).
+    `bag_offsets` (N, C): the fitted bag's cross-fitted logits of the training texts, by position."""
+    if bag_offsets is not None:
+        bag = bag_offsets[batch.index].to(batch.ids.device)  # (B, C)
+        logits = model(batch.ids, batch.lengths, bag=bag)  # (B, C)
+    else:
+        logits = model(batch.ids, batch.lengths)  # (B, C)
     return StepOutput(F.cross_entropy(logits, batch.labels),
                             metrics={"acc": (logits.argmax(1) == batch.labels).float().mean()},
                             size=len(batch))
@@ -169,7 +177,7 @@ def classifier_step(model, batch, state):
 
 def pretrain_on_labelled(model: SentimentClassifier, sequences: list[list[int]], labels: list[int],
                          config: TrainConfig, epochs: int, batch_size: int | None,
-                         source: str) -> dict:
+                         source: str, budget: Budget | None = None) -> dict:
     """Train the whole classifier in place on a related labelled data set (labels already mapped to
     the task's classes). A seeded twentieth is held out; the epoch with its best accuracy is kept."""
     started = time.perf_counter()
@@ -188,7 +196,7 @@ def pretrain_on_labelled(model: SentimentClassifier, sequences: list[list[int]],
                                        config.seed + 7907),
         step=classifier_step,
         valid_batches=list(text_batches(pick(sequences, held), pick(labels, held), 256)),
-        monitor="acc", lower_is_better=False), _pretrain_config(config, epochs, None))
+        monitor="acc", lower_is_better=False, budget=budget), _pretrain_config(config, epochs, None))
     return {"source": source, "examples": len(kept), "held_out": len(held), "epochs": epochs,
             "best_epoch": result.best_epoch, "held_out_acc": round(result.best_metrics["acc"], 4),
             "seconds": round(time.perf_counter() - started, 1)}

@@ -15,6 +15,7 @@ from lstmkit.data.batching import tensor_batches
 from lstmkit.data.mnist import load_mnist_npz, permutation_for, to_sequences
 from lstmkit.errors import UsageError
 from lstmkit.recipe import to_json
+from lstmkit.tasks.evaluation import run_recipe_files
 from lstmkit.tasks.seqmnist.config import NAME, TrainRecipe
 from lstmkit.tasks.seqmnist.model import accuracy, build_model
 from lstmkit.training import StepOutput, TrainSpec, atomic, fit, setup
@@ -65,7 +66,8 @@ def main(recipe: TrainRecipe) -> int:
                                                    seed=config.seed, epoch=epoch, shard=True),
         valid_batches=tensor_batches(sequences["valid"], 1000), monitor="acc", lower_is_better=False,
         # the pixel order is part of the model: without it a permuted model reads noise
-        extras={"permutation": permutation.tolist()} if permutation is not None else {}), config)
+        extras={"permutation": permutation.tolist()} if permutation is not None else {},
+        final_items=len(sequences["test"][1]), run_files=run_recipe_files(recipe)), config)
     model = result.model.cpu()  # the best-on-validation weights
     test_accuracy = accuracy(model, *sequences["test"])
     summary = {"test_accuracy": test_accuracy, "best_epoch": result.best_epoch,
