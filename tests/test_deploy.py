@@ -367,3 +367,9 @@ def test_lengths_export_with_dynamic_shapes(variant):
     x, lengths = torch.randn(3, 9, 5), torch.tensor([2, 9, 6])
     for got, want in zip(program.module()(x, lengths), net(x, lengths)):
         assert_close(got, want, 1e-5, variant)
+
+
+def test_jit_script_says_to_use_torch_export():
+    for module in (model("plain"), lstmkit.LSTMCell(3, 4)):
+        with pytest.raises(RuntimeError, match="torch.export"):
+            torch.jit.script(module)

@@ -25,7 +25,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 from lstmkit import engines
 from lstmkit.engines.contract import LayerSpec, Steps
 from lstmkit.errors import BackendUnavailable
-from lstmkit.nn.cells import LSTMVariant, PlainState
+from lstmkit.nn.cells import LSTMVariant, PlainState, refuse_scripting
 from lstmkit.nn.kinds import KINDS, LAYER_NORM_EPS, weight_dropped
 from lstmkit.nn.sequence import Layout, from_time_major, states_in, states_out, to_time_major
 from lstmkit.nn.stepping import fused_stepper, remember_step
@@ -39,6 +39,7 @@ class RecurrentLayers(PlainState, nn.Module):
     """The shared body of LSTM, GRU and RNN: parameters, input handling, stacking and directions."""
 
     _not_pickled = ("_step_cache", "_trace_recorder")
+    __prepare_scriptable__ = refuse_scripting
 
     def __init__(self, mode: str, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
