@@ -171,12 +171,16 @@ class RecurrentLayers(PlainState, nn.Module):
         y, state = self(x_t.unsqueeze(time_dim), state)
         return y.squeeze(time_dim), state
 
+    def zero_states(self, batch, like: Tensor | None = None) -> list[Tensor]:
+        """The states a sequence starts from: zeros (L·D, B, S) for h (and c), like ``like`` or the weights."""
+        like = self.weight_ih_l0 if like is None else like
+        rows = self.num_layers * self.num_directions
+        return [like.new_zeros(rows, batch, size) for size in self.kind.state_sizes(self.hidden_size, self.proj_size)]
+
     def _initial_states(self, hx, layout: Layout, like: Tensor) -> list[Tensor]:
         """The caller's states, or zeros, as (L·D, B, S) tensors in the engines' row order."""
         if hx is None:
-            rows = self.num_layers * self.num_directions
-            sizes = self.kind.state_sizes(self.hidden_size, self.proj_size)
-            return [like.new_zeros(rows, layout.batch, size) for size in sizes]
+            return self.zero_states(layout.batch, like)
         states = list(hx) if self.kind.has_cell else [hx]
         return [states_in(s, layout) for s in states]
 
