@@ -10,12 +10,12 @@ import os
 import re
 import sys
 
-from lstmkit.commands import (bench, demo, evaluate, experiment, generate, predict, selfcheck,
-                              train, view)
+from lstmkit.commands import (bench, demo, evaluate, experiment, export, generate, predict,
+                              selfcheck, train, view)
 from lstmkit.errors import UsageError
 
 # Order is the order of `lstmkit --help`.
-COMMANDS = (demo, experiment, train, evaluate, predict, generate, view, selfcheck, bench)
+COMMANDS = (demo, experiment, train, evaluate, predict, generate, export, view, selfcheck, bench)
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -10,6 +10,7 @@ from lstmkit.errors import UsageError
 from lstmkit.nn.layers import LSTM
 from lstmkit.tasks.forecast.config import BASELINES, NAME, ForecastModel, upgrade_v1
 from lstmkit.tasks.saved_model import ModelKind
+from lstmkit.tasks.forecast.export import export_form, from_exported
 
 
 class Forecaster(nn.Module):
@@ -51,7 +52,8 @@ def build_model(config: ForecastModel, backend: str = "auto") -> Forecaster:
                       config.dropout, config.baseline, config.season, backend)
 
 
-MODEL = ModelKind(task=NAME, config=ForecastModel, build=build_model, upgrade_v1=upgrade_v1)
+MODEL = ModelKind(task=NAME, config=ForecastModel, build=build_model, upgrade_v1=upgrade_v1,
+                  export_form=export_form, from_exported=from_exported)
 
 
 def forecast_scaled(model: Forecaster, inputs: np.ndarray, batch_size: int = 512) -> np.ndarray:

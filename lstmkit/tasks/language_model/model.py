@@ -10,6 +10,7 @@ from lstmkit.errors import UsageError
 from lstmkit.nn.layers import LSTM
 from lstmkit.tasks.language_model.config import NAME, LMModel, upgrade_v1
 from lstmkit.tasks.saved_model import ModelKind
+from lstmkit.tasks.language_model.export import export_form, ExportedLanguageModel
 
 
 class LanguageModel(nn.Module):
@@ -86,7 +87,8 @@ def build_model(config: LMModel, backend: str = "auto") -> LanguageModel:
                          tuple(config.cutoffs), backend)
 
 
-MODEL = ModelKind(task=NAME, config=LMModel, build=build_model, upgrade_v1=upgrade_v1)
+MODEL = ModelKind(task=NAME, config=LMModel, build=build_model, upgrade_v1=upgrade_v1,
+                  export_form=export_form, from_exported=ExportedLanguageModel)
 
 
 def describe_loss(nats: float, level: str) -> str:

@@ -8,6 +8,7 @@ from torch import nn
 from lstmkit.nn.layers import LSTM
 from lstmkit.tasks.saved_model import ModelKind
 from lstmkit.tasks.seqmnist.config import NAME, MnistModel, upgrade_v1
+from lstmkit.tasks.seqmnist.export import export_form
 
 
 class SequenceClassifier(nn.Module):
@@ -31,7 +32,8 @@ def build_model(config: MnistModel, backend: str = "auto") -> SequenceClassifier
                               config.dropout, backend)
 
 
-MODEL = ModelKind(task=NAME, config=MnistModel, build=build_model, upgrade_v1=upgrade_v1)
+MODEL = ModelKind(task=NAME, config=MnistModel, build=build_model, upgrade_v1=upgrade_v1,
+                  export_form=export_form)
 
 
 def accuracy(model: nn.Module, sequences: torch.Tensor, labels: torch.Tensor, batch_size: int = 1000) -> float:
