@@ -86,3 +86,22 @@ def build(name: str, root: Path, work: Path, imdb: Path | None) -> list[str]:
         train, test = _imdb_sample(imdb, work)
         return ["--train", str(train), "--test", str(test)]
     return ["--train", str(imdb), "--test", str(imdb)]
+
+
+def hold_out(data: list[str], fraction: float, work: Path) -> list[str]:
+    """Data flags for choosing a recipe without the test set: a seeded `fraction` of the training
+    file becomes the test file (the real test file and any --valid are dropped)."""
+    train = Path(data[data.index("--train") + 1])
+    lines = train.read_text(encoding="utf-8").splitlines()
+    header, body = (lines[:1], lines[1:]) if train.suffix == ".tsv" else ([], lines)
+    order = list(range(len(body)))
+    random.Random(1).shuffle(order)
+    cut = int(len(body) * fraction)
+    folder = work / "holdout" / train.parent.name
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, rows in (("train", sorted(order[cut:])), ("dev", sorted(order[:cut]))):
+        path = folder / f"{name}{train.suffix if train.suffix == '.tsv' else '.ft.txt'}"
+        path.write_text("\n".join(header + [body[i] for i in rows]) + "\n", encoding="utf-8")
+        paths.append(str(path))
+    return ["--train", paths[0], "--test", paths[1]]
