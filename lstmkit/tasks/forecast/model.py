@@ -8,8 +8,9 @@ from torch import nn
 
 from lstmkit.errors import UsageError
 from lstmkit.nn.layers import LSTM
-from lstmkit.tasks.forecast.config import BASELINES, NAME, ForecastModel, upgrade_v1
-from lstmkit.tasks.saved_model import ModelKind
+from lstmkit.tasks.forecast.config import BASELINES, NAME, ForecastModel, check_together, upgrade_v1
+from lstmkit.data.series import StandardScaler
+from lstmkit.tasks.saved_model import Disagreement, ModelKind, read_extra
 
 
 class Forecaster(nn.Module):
@@ -51,7 +52,24 @@ def build_model(config: ForecastModel, backend: str = "auto") -> Forecaster:
                       config.dropout, config.baseline, config.season, backend)
 
 
-MODEL = ModelKind(task=NAME, config=ForecastModel, build=build_model, upgrade_v1=upgrade_v1)
+def check_saved(config: ForecastModel, extras: dict) -> None:
+    """The columns and the scaler a checkpoint holds agree."""
+    columns = config.columns
+    if not columns or len(set(columns)) != len(columns) or not all(c.strip() for c in columns):
+        raise Disagreement("config.json", "setting 'columns' must name the target and any features, "
+                           "each once")
+    scaler = read_extra(extras, "scaler", StandardScaler.from_dict)
+    if len(scaler.mean) != len(columns):
+        raise Disagreement("scaler.json", f"{len(scaler.mean)} columns, but config.json names "
+                           f"{len(columns)}")
+    try:
+        check_together(config)
+    except UsageError as error:
+        raise Disagreement("config.json", str(error)) from None
+
+
+MODEL = ModelKind(task=NAME, config=ForecastModel, build=build_model, upgrade_v1=upgrade_v1,
+                  check=check_saved)
 
 
 def forecast_scaled(model: Forecaster, inputs: np.ndarray, batch_size: int = 512) -> np.ndarray:

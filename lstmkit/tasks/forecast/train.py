@@ -21,7 +21,7 @@ from lstmkit.data.series import (StandardScaler, check_enough_rows, forecast_ori
                                  read_series_csv, split_points)
 from lstmkit.errors import UsageError
 from lstmkit.recipe import to_json
-from lstmkit.tasks.forecast.config import NAME, ForecastModel, TrainRecipe
+from lstmkit.tasks.forecast.config import NAME, TrainRecipe, check_recipe
 from lstmkit.tasks.forecast.metrics import (all_metrics, mase_scale, naive_forecast,
                                             seasonal_naive_forecast)
 from lstmkit.tasks.forecast.model import (build_model, forecast_scaled, to_model_space,
@@ -54,13 +54,6 @@ def prepare(recipe: TrainRecipe):
     return raw, scaled, scaler, origins, valid_start
 
 
-def _check(model: ForecastModel) -> None:
-    """Settings that only make sense together, refused before the data is read."""
-    if model.baseline == "seasonal" and (model.season < 2 or model.season > model.window):
-        raise UsageError(f"--baseline seasonal needs 2 <= --season <= --window, got season "
-                         f"{model.season}, window {model.window}")
-
-
 def _step(model, batch, state):
     inputs, targets = batch
     loss = nn.functional.mse_loss(model(inputs), targets)  # in scaled units
@@ -70,7 +63,7 @@ def _step(model, batch, state):
 def main(recipe: TrainRecipe) -> int:
     recipe = with_columns(recipe)
     data, model_config, config = recipe.data, recipe.model, recipe.training
-    _check(model_config)
+    check_recipe(recipe)
     setup(config)  # seeds before the model is built
     raw, scaled, scaler, origins, valid_start = prepare(recipe)
     windows = {name: tuple(map(torch.from_numpy, make_windows(scaled, 0, o, model_config.window,

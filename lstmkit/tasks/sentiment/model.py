@@ -22,7 +22,9 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import lstmkit
-from lstmkit.tasks.saved_model import ModelKind
+from lstmkit.data.labels import LabelSet
+from lstmkit.data.vocabulary import Vocabulary
+from lstmkit.tasks.saved_model import Disagreement, ModelKind, agree, read_extra
 from lstmkit.tasks.sentiment.config import NAME, POOLINGS, SentimentModel, upgrade_v1
 
 PAD_ID = 0  # the vocabulary puts its padding token first
@@ -127,4 +129,15 @@ def build_model(config: SentimentModel, backend: str = "auto") -> nn.Module:
     return SentimentEnsemble([build_classifier(config, backend) for _ in range(config.ensemble)])
 
 
-MODEL = ModelKind(task=NAME, config=SentimentModel, build=build_model, upgrade_v1=upgrade_v1)
+def check_saved(config: SentimentModel, extras: dict) -> None:
+    """The vocabulary and labels a checkpoint holds agree with its config."""
+    vocab = read_extra(extras, "vocab", Vocabulary.from_json)
+    agree(len(vocab), config.vocab_size, "vocab.json", "tokens", "vocab_size")
+    if vocab.pad_index != PAD_ID:
+        raise Disagreement("vocab.json", f"the padding token must come first (id {PAD_ID})")
+    labels = read_extra(extras, "labels", LabelSet.from_json)
+    agree(len(labels), config.num_classes, "labels.json", "labels", "num_classes")
+
+
+MODEL = ModelKind(task=NAME, config=SentimentModel, build=build_model, upgrade_v1=upgrade_v1,
+                  check=check_saved)

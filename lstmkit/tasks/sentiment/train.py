@@ -22,7 +22,8 @@ from lstmkit.data.vocabulary import PAD, UNK, Vocabulary
 from lstmkit.errors import UsageError
 from lstmkit.recipe import to_json
 from lstmkit.tasks.sentiment import ensemble
-from lstmkit.tasks.sentiment.config import NAME, SentimentData, SentimentModel, TrainRecipe, Transfer
+from lstmkit.tasks.sentiment.config import (NAME, SentimentData, SentimentModel, TrainRecipe,
+                                            Transfer, check_recipe)
 from lstmkit.tasks.sentiment.evaluate import baseline_scores, predict_logits, print_report, scores
 from lstmkit.tasks.sentiment.model import SentimentEnsemble, build_classifier
 from lstmkit.tasks.sentiment.pretraining import (classifier_step, label_map,
@@ -83,8 +84,6 @@ def _transfer_data(transfer: Transfer, data: SentimentData,
                    labels: LabelSet) -> tuple[list[Example], dict[str, int]]:
     """The --pretrain-on examples and how their labels read as training classes (none without it)."""
     if transfer.pretrain_on is None:
-        if transfer.pretrain_label_map:
-            raise UsageError("--pretrain-label-map needs --pretrain-on FILE")
         return [], {}
     examples = read_labelled(transfer.pretrain_on, data, detect=True)
     return examples, label_map(transfer.pretrain_label_map, (e.label for e in examples), labels,
@@ -172,6 +171,7 @@ def _test_scores(model, texts: _Texts, baseline: bool, seed: int, device) -> dic
 
 def main(recipe: TrainRecipe) -> int:
     config = recipe.training
+    check_recipe(recipe)
     device = setup(config)
     texts = _read_and_encode(recipe, config.seed)
     labels, vocab = texts.labels, texts.vocab
@@ -202,7 +202,7 @@ def main(recipe: TrainRecipe) -> int:
     print(f"{len(texts.train.labels)} train / {len(texts.valid.labels)} valid"
           f"{f' / {len(texts.test.labels)} test' if texts.test else ''} texts; "
           f"{len(vocab)} words in the vocabulary; labels {labels.names}; device {device}",
-          file=sys.stderr)
+          flush=True)
     if members == 1:
         result = training.fit(make_spec(model, config.seed), config)
         results, final_model, valid_scores = [result], result.model, result.best_metrics
