@@ -39,8 +39,14 @@ def read_series_csv(path: str | Path, columns: list[str], missing: str = "refuse
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"CSV file not found: {path}")
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        rows = list(csv.reader(handle))
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            rows = list(csv.reader(handle))
+    except UnicodeDecodeError as error:
+        raise UsageError(f"{path} is not UTF-8 text (byte {error.start}); save it as UTF-8 CSV") \
+            from None
+    except csv.Error as error:  # a NUL byte, a field beyond csv's size limit: not a text table
+        raise UsageError(f"{path} is not a readable CSV table ({error})") from None
     if not rows or not any(cell.strip() for cell in rows[0]):
         raise UsageError(f"{path} is empty; expected a header row naming the columns, then one row per time step")
     header = [name.strip() for name in rows[0]]

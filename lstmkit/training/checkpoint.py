@@ -91,14 +91,20 @@ def save_checkpoint(directory: str | os.PathLike, *, task: str, model_config: di
         if not _EXTRA_NAME.match(name) or name in _RESERVED:
             raise ValueError(f"extra name {name!r}: use letters, digits, '_' or '-', not {_RESERVED}")
 
+    def save_tensors(tensors: dict[str, torch.Tensor], file: Path) -> None:
+        from safetensors import SafetensorError
+        try:
+            st.save_file(_plain_tensors(tensors), str(file))
+        except SafetensorError as error:  # how safetensors reports a full disk
+            raise OSError(str(error)) from None
+        fsync_file(file)
+
     def fill(folder: Path) -> None:
-        st.save_file(_plain_tensors(state_dict), str(folder / "model.safetensors"))
-        fsync_file(folder / "model.safetensors")
+        save_tensors(state_dict, folder / "model.safetensors")
         for name, obj in extras.items():
             _write_json(folder / f"{name}.json", obj)
         if trainer_tensors is not None:
-            st.save_file(_plain_tensors(trainer_tensors), str(folder / "trainer.safetensors"))
-            fsync_file(folder / "trainer.safetensors")
+            save_tensors(trainer_tensors, folder / "trainer.safetensors")
             _write_json(folder / "trainer.json", trainer_json or {})
         from lstmkit import __version__
         # config.json last: a directory with a config.json is complete.

@@ -3,7 +3,9 @@
 The lock is the kernel's (flock on POSIX, msvcrt.locking on Windows), not the file's existence: the
 operating system releases it when the process ends in any way, kill -9 included, so a crashed run
 never leaves a stale lock behind. The file keeps the holder's pid, command line and start time, so
-a refused second process can say who holds the folder.
+a refused second process can say who holds the folder. The holder removes the file when it is done
+(a killed one leaves it, unlocked and harmless); a process that locked a file just removed that way
+sees that the name no longer leads to its file and tries again.
 
 Within one process the lock is re-entrant: a command that holds OUT may call `fit` on OUT, and
 nested phases (ensemble members, pretraining) pass through without deadlocking themselves.
@@ -57,6 +59,15 @@ def _unlock(fd: int) -> None:
         msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
 
 
+def _still_named(fd: int, path: Path) -> bool:
+    """Whether `path` still leads to the file open as `fd` (its holder may have removed it
+    between our open and our lock)."""
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except OSError:
+        return False
+
+
 def _holder(path: Path) -> str:
     """Who holds the lock at `path`, as its holder wrote it; a short phrase."""
     try:
@@ -86,15 +97,20 @@ def acquire(folder: str | os.PathLike) -> None:
         _held[folder] = (fd, depth + 1)
         return
     path = folder / LOCK_NAME
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as error:
-        raise UsageError(f"cannot create the lock file {path} ({error.strerror}); "
-                         f"pass --out with a writable folder") from None
-    if not _try_lock(fd):
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:
+            raise UsageError(f"cannot create the lock file {path} ({error.strerror}); "
+                             f"pass --out with a writable folder") from None
+        if not _try_lock(fd):
+            os.close(fd)
+            raise UsageError(f"{folder} is in use by {_holder(path)}; wait until it ends, "
+                             f"or choose another --out")
+        if _still_named(fd, path):
+            break
+        _unlock(fd)
         os.close(fd)
-        raise UsageError(f"{folder} is in use by {_holder(path)}; wait until it ends, "
-                         f"or choose another --out")
     try:
         _record_holder(fd)
     except OSError:  # the lock holds without the note; refusals then name "another process"
@@ -110,7 +126,8 @@ def release(folder: str | os.PathLike) -> None:
         return
     del _held[folder]
     try:
-        os.ftruncate(fd, 0)  # no holder any more; the empty file stays (removing it would race)
+        with contextlib.suppress(OSError):
+            os.unlink(folder / LOCK_NAME)  # while still locked: see the module docstring
         _unlock(fd)
     finally:
         os.close(fd)

@@ -82,6 +82,28 @@ def forecast_scaled(model: Forecaster, inputs: np.ndarray, batch_size: int = 512
     return np.concatenate(outputs).astype(np.float64)  # (N, horizon)
 
 
+def fit_scaler(values: np.ndarray, columns, path: str) -> StandardScaler:
+    """The scaler of the training rows (T, C); refused when a column's mean or spread overflows
+    (values near 1e308 square to infinity), which would scale every value to zero."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        scaler = StandardScaler.fit(values)
+    for name, mean, std, column in zip(columns, scaler.mean, scaler.std, values.T):
+        if not (np.isfinite(mean) and np.isfinite(std)):
+            raise UsageError(f"{path}: column {name!r} holds values too large to scale (up to "
+                             f"{np.abs(column).max():.3g}); divide the column by a power of ten")
+    return scaler
+
+
+def check_scaled(scaled: np.ndarray, columns, path: str, lines: np.ndarray) -> None:
+    """Refuse scaled rows (T, C) that a float32 model cannot take: values so far beyond the
+    training part's range that they overflow float32 (lines: each row's line in the file)."""
+    fits = np.abs(scaled) < np.finfo(np.float32).max  # (T, C); False for NaN too
+    if not fits.all():
+        row, column = map(int, np.argwhere(~fits)[0])
+        raise UsageError(f"{path}:{lines[row]}: column {columns[column]!r} holds a value too far "
+                         f"beyond the training part's range to forecast from")
+
+
 def to_model_space(values: np.ndarray, use_log: bool, path: str) -> np.ndarray:
     """Values as the model (and its scaler) sees them: their logarithm with --log."""
     if not use_log:

@@ -166,8 +166,9 @@ def _finish(recipe: TrainRecipe, test_ids, epoch_starts, started) -> int:
     out, config, level = recipe.training.out, recipe.training, recipe.model.level
     history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()
                if line.strip()]
-    ends = epoch_starts[1:] + [time.monotonic()]
-    curve = [{"epoch": r["epoch"], "minutes": round((end - started) / 60, 3),
+    # The epochs this process ran are the last ones; those before a --resume have no wall time here.
+    ends = [None] * (len(history) - len(epoch_starts)) + epoch_starts[1:] + [time.monotonic()]
+    curve = [{"epoch": r["epoch"], "minutes": None if end is None else round((end - started) / 60, 3),
               "train_loss": r.get("train_loss"), "valid_loss": r.get("valid_loss"), "lr": r.get("lr")}
              for r, end in zip(history, ends)]
     best = load_model(out / "best", MODEL)

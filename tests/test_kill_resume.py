@@ -1,0 +1,87 @@
+"""kill -9 at any moment, then --resume: the run ends exactly as the uninterrupted run does (every
+checkpoint's tensors bit for bit, metrics.jsonl, the reports), for every task, the language model
+with its state carried across shortened epochs (--chunks-per-epoch) included.
+
+Each task is killed twice, in two child processes running side by side: once just before a
+randomly drawn rename of its atomic writes (a checkpoint folder complete but not in place, the old
+one set aside but the new one not yet in, metrics.jsonl written but not renamed) and once at a
+random moment after its first checkpoint. The draws are printed on failure; LSTMKIT_KILL_SEED
+replays them.
+"""
+from __future__ import annotations
+
+import os
+import random
+import time
+
+import pytest
+import torch
+
+from lstmkit.cli import main
+from tiny_runs import TASKS, run_results, start_cli, train_args, write_data
+
+EPOCHS = 4
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return write_data(tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture
+def one_thread():
+    """The arithmetic of the child processes (one torch thread), so results can be equal bit for bit."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def count_replaces(monkeypatch) -> list[int]:
+    calls, real = [0], os.replace
+
+    def counting(*args, **kwargs):
+        calls[0] += 1
+        return real(*args, **kwargs)
+    monkeypatch.setattr(os, "replace", counting)
+    return calls
+
+
+def kill_after_first_checkpoint(child, out, delay: float) -> None:
+    """SIGKILL `child` `delay` seconds after its first metrics.jsonl appears (if it still runs)."""
+    deadline = time.monotonic() + 120
+    while not (out / "metrics.jsonl").exists() and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    time.sleep(delay)
+    child.kill()
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_kill_9_then_resume_ends_as_the_uninterrupted_run(task, data, tmp_path, one_thread,
+                                                           monkeypatch, capsys):
+    seed = int(os.environ.get("LSTMKIT_KILL_SEED", random.randrange(10**6)))
+    rng = random.Random(seed)
+    args = train_args(task, data, tmp_path / "reference", EPOCHS)
+    with monkeypatch.context() as patch:
+        replaces = count_replaces(patch)
+        assert main(args) == 0
+    expected = run_results(tmp_path / "reference")
+    # The 4th rename comes after the first epoch's `last` checkpoint: from there on, --resume works.
+    kill_at = rng.randint(4, replaces[0])
+    delay = rng.uniform(0.0, 0.6)
+    runs = {"at_rename": tmp_path / "at_rename", "at_time": tmp_path / "at_time"}
+    children = {"at_rename": start_cli(train_args(task, data, runs["at_rename"], EPOCHS), kill_at),
+                "at_time": start_cli(train_args(task, data, runs["at_time"], EPOCHS))}
+    kill_after_first_checkpoint(children["at_time"], runs["at_time"], delay)
+    draws = f"(LSTMKIT_KILL_SEED={seed}: killed at rename {kill_at} of {replaces[0]}, " \
+            f"or {delay:.2f} s after the first checkpoint)"
+    for name, child in children.items():
+        _, err = child.communicate(timeout=120)
+        assert child.returncode in (0, -9), f"{name}: {err[-2000:]} {draws}"
+        assert main(train_args(task, data, runs[name], EPOCHS) + ["--resume"]) == 0, \
+            f"{name}: {capsys.readouterr().err[-2000:]} {draws}"
+        got = run_results(runs[name])
+        assert sorted(got) == sorted(expected), f"{name} {draws}"
+        for key in expected:
+            assert got[key] == expected[key], f"{name}: {key} differs {draws}"
+    assert children["at_rename"].returncode == -9, draws
