@@ -57,13 +57,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, unknown = parser.parse_known_args(argv)
     except SystemExit as done:  # --help, --version, or a bad flag (already said in one line)
         return done.code if isinstance(done.code, int) else 0
+    command = " ".join(filter(None, ("lstmkit", getattr(args, "command", None),
+                                     getattr(args, "task", None))))
+    if unknown:  # said by the command that was given them, not by `lstmkit`
+        print(f"{command}: error: {one_line('unrecognized arguments: ' + ' '.join(unknown))} "
+              f"(see --help)", file=sys.stderr)
+        return 2
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    command = " ".join(filter(None, ("lstmkit", args.command, getattr(args, "task", None))))
     try:
         return int(args.func(args) or 0)
     except UsageError as error:
