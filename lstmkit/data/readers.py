@@ -26,6 +26,7 @@ import gzip
 import io
 import json
 import os
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,7 +98,7 @@ def _decoded_lines(path: Path, problems: _Problems):
                 if number == 1:
                     line = line.removeprefix("\ufeff")  # byte-order mark
                 yield number, line.rstrip("\r\n")
-    except (OSError, EOFError) as error:  # unreadable file, corrupt .gz / .bz2 stream
+    except (OSError, EOFError, zlib.error) as error:  # unreadable file, corrupt .gz / .bz2 stream
         raise UsageError(f"{path}: cannot read ({error})") from None
 
 
