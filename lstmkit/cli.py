@@ -9,11 +9,11 @@ import argparse
 import re
 import sys
 
-from lstmkit.commands import bench, demo, experiment, generate, predict, selfcheck, train, view
+from lstmkit.commands import bench, demo, experiment, export, generate, predict, selfcheck, train, view
 from lstmkit.errors import UsageError
 
 # Order is the order of `lstmkit --help`.
-COMMANDS = (demo, experiment, train, predict, generate, view, selfcheck, bench)
+COMMANDS = (demo, experiment, train, predict, generate, export, view, selfcheck, bench)
 
 
 MAX_MESSAGE = 600  # characters of a refusal; what it quotes from the input is cut in the middle

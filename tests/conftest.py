@@ -16,3 +16,12 @@ def shared_data():
     if root is None:
         pytest.skip("shared data folder not found: set LSTMKIT_DATA or place it at ../shared/data")
     return root
+
+
+@pytest.fixture
+def one_thread():
+    """Runs the test on one torch thread (restored after)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

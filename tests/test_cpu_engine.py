@@ -24,13 +24,8 @@ from lstmkit.errors import BackendUnavailable
 from parity import TOLERANCE, assert_close, assert_same_results
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors on a shared machine: a second thread only adds waits."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# tiny tensors: a second OpenMP thread only adds fork/join waits on a busy machine
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -216,14 +216,15 @@ def run_python(code: str, *args) -> subprocess.CompletedProcess:
                                   "lstmkit.GRU(3, 4, backend='bptt')",
                                   "lstmkit.LSTM(3, 4, peephole=True, zoneout=0.1)"])
 def test_whole_model_loads_with_weights_only_in_a_fresh_process(tmp_path, make):
-    save = SAVE.format(make=make) + "torch.save(build(), sys.argv[1])\n"
-    done = run_python(save, tmp_path / "m.pt")
+    save = SAVE.format(make=make) + textwrap.dedent("""
+        model = build()
+        torch.save(model, sys.argv[1])
+        torch.save(model(torch.randn(5, 2, 3, generator=torch.Generator().manual_seed(1))), sys.argv[2])
+        """)
+    done = run_python(save, tmp_path / "m.pt", tmp_path / "want.pt")
     assert done.returncode == 0, done.stderr
     loaded = run_python(SAVE.format(make=make) + LOAD, tmp_path / "m.pt", tmp_path / "y.pt")
     assert loaded.returncode == 0, loaded.stderr
-    want = run_python(SAVE.format(make=make) + "x = torch.randn(5, 2, 3, generator=torch.Generator().manual_seed(1))\n"
-                      "torch.save(build()(x), sys.argv[1])\n", tmp_path / "want.pt")
-    assert want.returncode == 0, want.stderr
     assert torch.equal(torch.load(tmp_path / "y.pt"), torch.load(tmp_path / "want.pt"))
 
 
@@ -367,3 +368,9 @@ def test_lengths_export_with_dynamic_shapes(variant):
     x, lengths = torch.randn(3, 9, 5), torch.tensor([2, 9, 6])
     for got, want in zip(program.module()(x, lengths), net(x, lengths)):
         assert_close(got, want, 1e-5, variant)
+
+
+def test_jit_script_says_to_use_torch_export():
+    for module in (model("plain"), lstmkit.LSTMCell(3, 4)):
+        with pytest.raises(RuntimeError, match="torch.export"):
+            torch.jit.script(module)

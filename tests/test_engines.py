@@ -26,13 +26,8 @@ ENGINES = engine_params(*[name for name in RECURRENCE_ENGINES if name != "scan"]
 RESULTS = ("y", "h_n", "c_n", "gates", "cells")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These tensors are tiny: a second OpenMP thread only adds fork/join waits on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# tiny tensors: a second OpenMP thread only adds fork/join waits on a busy machine
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def assert_same_as_loop(engine, case, tol, what=""):

@@ -18,7 +18,7 @@ from lstmkit.view import models as view_models
 from lstmkit.view.page import derived_tensors, pack_float32
 from lstmkit.view.probe import regex_features, step_offsets
 from lstmkit.view.scores import correlations, memory_steps, ranked, selectivity
-from view_helpers import assert_close, direct_trace, quoted_text, series_file, trained_runs
+from small_models import assert_close, direct_trace, quoted_text, series_file, trained_runs
 
 
 @pytest.fixture(scope="module")

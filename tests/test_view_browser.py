@@ -16,7 +16,7 @@ import torch
 from lstmkit.cli import main
 from lstmkit.view import load, probe
 from lstmkit.view.browser import console_errors, headless_chromium, hover, open_page, why_not
-from view_helpers import direct_trace, quoted_text, series_file, trained_runs
+from small_models import direct_trace, quoted_text, series_file, trained_runs
 
 
 @pytest.fixture(scope="module")

@@ -259,8 +259,17 @@ class PlainState:
         super().__setstate__(state)
 
 
+def refuse_scripting(module: nn.Module):
+    """torch.jit.script calls this before it compiles a module (and each of its submodules):
+    lstmkit's modules choose engines and read options in Python, which TorchScript cannot hold."""
+    raise RuntimeError(f"torch.jit.script cannot compile lstmkit's {type(module).__name__} (and TorchScript "
+                       "is deprecated): use torch.export.export(model, (x,)) for a graph, or torch.jit.trace")
+
+
 class _CellBase(PlainState, nn.Module):
     """Shared input handling of the cells: unbatched (I,) inputs and default zero states, as torch.nn."""
+
+    __prepare_scriptable__ = refuse_scripting
 
     def _prepare(self, input: Tensor, states: tuple[Tensor, ...] | None, state_sizes: tuple[int, ...]):
         """Check the input and states, add a batch dimension to unbatched ones, default states to zeros."""

@@ -25,7 +25,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 from lstmkit import engines
 from lstmkit.engines.contract import LayerSpec, Steps
 from lstmkit.errors import BackendUnavailable
-from lstmkit.nn.cells import LSTMVariant, PlainState
+from lstmkit.nn.cells import LSTMVariant, PlainState, refuse_scripting
 from lstmkit.nn.kinds import KINDS, LAYER_NORM_EPS, weight_dropped
 from lstmkit.nn.sequence import Layout, from_time_major, states_in, states_out, to_time_major
 from lstmkit.nn.stepping import fused_stepper, remember_step
@@ -39,6 +39,7 @@ class RecurrentLayers(PlainState, nn.Module):
     """The shared body of LSTM, GRU and RNN: parameters, input handling, stacking and directions."""
 
     _not_pickled = ("_step_cache", "_trace_recorder")
+    __prepare_scriptable__ = refuse_scripting
 
     def __init__(self, mode: str, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
@@ -170,12 +171,16 @@ class RecurrentLayers(PlainState, nn.Module):
         y, state = self(x_t.unsqueeze(time_dim), state)
         return y.squeeze(time_dim), state
 
+    def zero_states(self, batch, like: Tensor | None = None) -> list[Tensor]:
+        """The states a sequence starts from: zeros (L·D, B, S) for h (and c), like ``like`` or the weights."""
+        like = self.weight_ih_l0 if like is None else like
+        rows = self.num_layers * self.num_directions
+        return [like.new_zeros(rows, batch, size) for size in self.kind.state_sizes(self.hidden_size, self.proj_size)]
+
     def _initial_states(self, hx, layout: Layout, like: Tensor) -> list[Tensor]:
         """The caller's states, or zeros, as (L·D, B, S) tensors in the engines' row order."""
         if hx is None:
-            rows = self.num_layers * self.num_directions
-            sizes = self.kind.state_sizes(self.hidden_size, self.proj_size)
-            return [like.new_zeros(rows, layout.batch, size) for size in sizes]
+            return self.zero_states(layout.batch, like)
         states = list(hx) if self.kind.has_cell else [hx]
         return [states_in(s, layout) for s in states]
 

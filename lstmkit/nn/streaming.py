@@ -27,8 +27,4 @@ class StepModule(nn.Module):
 
     def zero_state(self, batch: int) -> tuple[Tensor, ...]:
         """The state a sequence starts from: zeros, shaped as ``forward`` takes it."""
-        layer = self.layer
-        weight = layer.weight_ih_l0
-        rows = layer.num_layers * layer.num_directions
-        sizes = layer.kind.state_sizes(layer.hidden_size, layer.proj_size)
-        return tuple(weight.new_zeros(rows, batch, size) for size in sizes)
+        return tuple(self.layer.zero_states(batch))

@@ -10,6 +10,9 @@ edited checkpoint is refused with one line naming its file before any prediction
 2. the config's settings of the right types and in range (lstmkit.recipe.from_json);
 3. the extras agree with the config (vocabulary size, label count, columns, scaler);
 4. every weight tensor present with the shape the config implies (checkpoint.load_weights).
+
+A file written by `lstmkit export` (lstmkit.deploy) carries the same settings and extras, checked
+by steps 2 and 3, and loads as a stand-in for the model that runs the exported graph.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from lstmkit.deploy import ExportedModel, is_exported
 from lstmkit.errors import UsageError
 from lstmkit.recipe import check_values, from_json
 from lstmkit.training.checkpoint import (Checkpoint, load_checkpoint, load_weights,
@@ -58,6 +62,10 @@ class ModelKind:
     build: Callable[[Any, str], nn.Module]           # (config, backend) -> untrained model
     upgrade_v1: Callable[[dict, dict], tuple[dict, dict]]  # format 1 (config, extras) -> today's
     check: Callable[[Any, dict], None] | None = None  # (config, extras); raises Disagreement
+    # what `lstmkit export` ships of a loaded model (lstmkit.deploy.ExportForm)
+    export_form: Callable[["LoadedModel"], Any] | None = None
+    # an exported file standing in for the model where the task predicts: (ExportedModel, config) -> model
+    from_exported: Callable[[Any, Any], Any] | None = None
 
 
 @dataclass
@@ -65,31 +73,37 @@ class LoadedModel:
     model: nn.Module              # the trained weights, in eval mode
     config: Any                   # the task's model config dataclass
     extras: dict                  # vocabulary, labels, scaler, ... as saved (today's format)
-    checkpoint: Checkpoint
+    checkpoint: Checkpoint | None    # None for an exported file
+
+
+def checked_settings(kind: ModelKind, saved: dict, extras: dict,
+                     where: Callable[[str], str]) -> Any:
+    """The task's model config dataclass from `saved`, of the right types, in range and agreeing
+    with `extras`; UsageError naming the file at fault (`where(file name)` says where it is)."""
+    try:
+        config = from_json(kind.config, saved)
+        check_values(config)
+    except UsageError as error:
+        raise UsageError(f"{where('config.json')}: {error}") from None
+    try:
+        if kind.check is not None:
+            kind.check(config, extras)
+    except Disagreement as problem:
+        raise UsageError(f"{where(problem.file)}: {problem.message}") from None
+    return config
 
 
 def checked_config(checkpoint: Checkpoint, kind: ModelKind) -> tuple[Any, dict]:
     """The checkpoint's model config (the task's dataclass) and extras in today's format, checked
     against each other; UsageError naming the file at fault."""
     saved, extras = checkpoint.model_config, checkpoint.extras
-    where = checkpoint.path / "config.json"
     if checkpoint.format_version == 1:
         try:
             saved, extras = kind.upgrade_v1(saved, extras)
         except (KeyError, TypeError, AttributeError, IndexError) as error:
-            raise UsageError(f"{where}: not a {kind.task} model of format 1 (no usable "
-                             f"{str(error)[:40]})") from None
-    try:
-        config = from_json(kind.config, saved)
-        check_values(config)
-    except UsageError as error:
-        raise UsageError(f"{where}: {error}") from None
-    try:
-        if kind.check is not None:
-            kind.check(config, extras)
-    except Disagreement as problem:
-        raise UsageError(f"{checkpoint.path / problem.file}: {problem.message}") from None
-    return config, extras
+            raise UsageError(f"{checkpoint.path / 'config.json'}: not a {kind.task} model of format 1 "
+                             f"(no usable {str(error)[:40]})") from None
+    return checked_settings(kind, saved, extras, lambda file: str(checkpoint.path / file)), extras
 
 
 def build_checked(checkpoint: Checkpoint, kind: ModelKind, config: Any, backend: str) -> nn.Module:
@@ -107,8 +121,26 @@ def build_checked(checkpoint: Checkpoint, kind: ModelKind, config: Any, backend:
 def load_model(directory: str | os.PathLike, kind: ModelKind, *, device: str | torch.device = "cpu",
                backend: str = "auto") -> LoadedModel:
     """The model saved at `directory` (a checkpoint, or a run folder: its best/), rebuilt, checked
-    (module docstring) and loaded; UsageError naming the file at fault."""
+    (module docstring) and loaded; UsageError naming the file at fault. A file written by
+    `lstmkit export` (.onnx, .pt2) loads too, as a stand-in that runs the exported graph, its
+    settings and extras checked alike."""
+    if is_exported(directory):
+        return _load_exported(directory, kind)
     checkpoint = load_checkpoint(run_or_checkpoint_dir(directory), task=kind.task)
     config, extras = checked_config(checkpoint, kind)
     model = build_checked(checkpoint, kind, config, backend)
     return LoadedModel(model.to(device).eval(), config, extras, checkpoint)
+
+
+def _load_exported(path: str | os.PathLike, kind: ModelKind) -> LoadedModel:
+    exported = ExportedModel(path)
+    if exported.task != kind.task:
+        raise UsageError(f"{path} holds a {exported.task or 'foreign'} model, not a {kind.task} model")
+    if kind.from_exported is None:
+        raise UsageError(f"{path}: a {kind.task} model has no command that runs it exported")
+    if not isinstance(exported.model, dict) or not isinstance(exported.extras, dict):
+        raise UsageError(f"{path}: its lstmkit metadata is damaged (settings and extras are not "
+                         f"JSON objects)")
+    config = checked_settings(kind, exported.model, exported.extras,
+                              lambda file: f"{path} (its {file.removesuffix('.json')})")
+    return LoadedModel(kind.from_exported(exported, config), config, exported.extras, None)

@@ -8,8 +8,9 @@ from torch import nn
 
 from lstmkit.errors import UsageError
 from lstmkit.nn.layers import LSTM
-from lstmkit.tasks.forecast.config import BASELINES, NAME, ForecastModel, check_together, upgrade_v1
 from lstmkit.data.series import StandardScaler
+from lstmkit.tasks.forecast.config import BASELINES, NAME, ForecastModel, check_together, upgrade_v1
+from lstmkit.tasks.forecast.export import export_form, from_exported
 from lstmkit.tasks.saved_model import Disagreement, ModelKind, read_extra
 
 
@@ -69,7 +70,7 @@ def check_saved(config: ForecastModel, extras: dict) -> None:
 
 
 MODEL = ModelKind(task=NAME, config=ForecastModel, build=build_model, upgrade_v1=upgrade_v1,
-                  check=check_saved)
+                  check=check_saved, export_form=export_form, from_exported=from_exported)
 
 
 def forecast_scaled(model: Forecaster, inputs: np.ndarray, batch_size: int = 512) -> np.ndarray:

@@ -10,6 +10,7 @@ from lstmkit.errors import UsageError
 from lstmkit.nn.layers import LSTM
 from lstmkit.tasks.language_model.config import NAME, LMModel, upgrade_v1
 from lstmkit.data.vocabulary import Vocabulary
+from lstmkit.tasks.language_model.export import ExportedLanguageModel, export_form
 from lstmkit.tasks.saved_model import Disagreement, ModelKind, agree, read_extra
 
 
@@ -96,7 +97,7 @@ def check_saved(config: LMModel, extras: dict) -> None:
 
 
 MODEL = ModelKind(task=NAME, config=LMModel, build=build_model, upgrade_v1=upgrade_v1,
-                  check=check_saved)
+                  check=check_saved, export_form=export_form, from_exported=ExportedLanguageModel)
 
 
 def describe_loss(nats: float, level: str) -> str:

@@ -1,7 +1,7 @@
 """The sentiment classifier: embedding -> (bi)LSTM -> pooling -> linear, and an ensemble of them.
 
 Each choice has a reason:
-- sequences are packed, so the LSTM never reads padding;
+- padded batches run with their lengths, as if packed, so the LSTM never reads padding;
 - no hidden state is carried between batches: reviews are unrelated, every sequence starts from zero;
 - pooling over time (max and/or mean of the outputs) instead of only the last step: on a few
   thousand reviews a sentiment cue anywhere in a long text reaches the classifier in one step;
@@ -19,13 +19,13 @@ import math
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import lstmkit
 from lstmkit.data.labels import LabelSet
 from lstmkit.data.vocabulary import Vocabulary
 from lstmkit.tasks.saved_model import Disagreement, ModelKind, agree, read_extra
 from lstmkit.tasks.sentiment.config import NAME, POOLINGS, SentimentModel, upgrade_v1
+from lstmkit.tasks.sentiment.export import export_form, from_exported
 
 PAD_ID = 0  # the vocabulary puts its padding token first
 
@@ -65,21 +65,20 @@ class SentimentClassifier(nn.Module):
         return summed / mask.sum(dim=1, keepdim=True).clamp(min=1).sqrt()
 
     def encode(self, ids: torch.Tensor, lengths: torch.Tensor):
-        """The packed LSTM over the (dropped-out) embeddings: (output PackedSequence, h_n)."""
+        """The LSTM over the (dropped-out) embeddings of a padded batch, run as if packed (it never
+        reads the padding): outputs (B, T, dirs*H), zero past each text's end, and h_n."""
         x = self.embedding_dropout(self.embedding(ids))  # (B, T, E)
-        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        out, (h_n, _) = self.lstm(packed)
-        return out, h_n
+        y, (h_n, _) = self.lstm(x, lengths=lengths)
+        return y, h_n
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """ids (B, T) right-padded, lengths (B,) -> logits (B, C)."""
-        out, h_n = self.encode(ids, lengths)
+        y, h_n = self.encode(ids, lengths)
         if self.pooling == "last":
             # h_n (layers*dirs, B, H): the top layer's final forward (and backward) states.
             dirs = 2 if self.lstm.bidirectional else 1
             features = torch.cat(list(h_n[-dirs:]), dim=1)  # (B, dirs*H)
         else:
-            y, _ = pad_packed_sequence(out, batch_first=True)  # (B, T, dirs*H), zeros past the end
             lengths = lengths.to(y.device)
             mask = torch.arange(y.shape[1], device=y.device)[None, :] < lengths[:, None]  # (B, T)
             pooled = []
@@ -140,4 +139,4 @@ def check_saved(config: SentimentModel, extras: dict) -> None:
 
 
 MODEL = ModelKind(task=NAME, config=SentimentModel, build=build_model, upgrade_v1=upgrade_v1,
-                  check=check_saved)
+                  check=check_saved, export_form=export_form, from_exported=from_exported)

@@ -24,7 +24,6 @@ import time
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.rnn import pad_packed_sequence
 
 from lstmkit.data.batching import text_batches
 from lstmkit.data.labels import LabelSet
@@ -67,8 +66,7 @@ class PretrainingLM(nn.Module):
         return head(hidden, targets).loss
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        out, _ = self.classifier.encode(ids, lengths)
-        y, _ = pad_packed_sequence(out, batch_first=True)  # (B, T', dirs*H), T' = max length
+        y, _ = self.classifier.encode(ids, lengths)  # (B, T', dirs*H), T' = the padded length
         y = self.dropout(y)
         ids = ids[:, :y.shape[1]]
         lengths = lengths.to(y.device)

@@ -8,6 +8,7 @@ from torch import nn
 from lstmkit.nn.layers import LSTM
 from lstmkit.tasks.saved_model import Disagreement, ModelKind, read_extra
 from lstmkit.tasks.seqmnist.config import NAME, MnistModel, upgrade_v1
+from lstmkit.tasks.seqmnist.export import export_form
 
 
 class SequenceClassifier(nn.Module):
@@ -53,7 +54,7 @@ def check_saved(config: MnistModel, extras: dict) -> None:
 
 
 MODEL = ModelKind(task=NAME, config=MnistModel, build=build_model, upgrade_v1=upgrade_v1,
-                  check=check_saved)
+                  check=check_saved, export_form=export_form)
 
 
 def accuracy(model: nn.Module, sequences: torch.Tensor, labels: torch.Tensor, batch_size: int = 1000) -> float:

@@ -1,4 +1,5 @@
-"""Small models trained in a few steps for the viewer's tests (test_view*.py), and the texts they read."""
+"""Small models of the tasks trained in a few steps, shared by the tests that use trained models (the
+viewer, export), and the texts they read."""
 from __future__ import annotations
 
 import random
