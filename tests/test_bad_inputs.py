@@ -509,6 +509,26 @@ USE_CASES = [
     ("view-seqmnist", ["view", "--model", "{run:seqmnist}", "--text", "hi"], {}, "seqmnist"),
 ]
 
+EXPORT = ["export", "--model", "{run:forecast}"]
+EXPORT_CASES = [
+    ("export-no-model", ["export", "--model", "{tmp}/nothing", "--out", "{tmp}/m.onnx"], {}, "no checkpoint"),
+    ("export-damaged", ["export", "--model", "{run}", "--out", "{tmp}/m.pt2"],
+     {"run": damaged("forecast", "model.safetensors", truncated, ("best",))}, "damaged"),
+    ("export-edited", ["export", "--model", "{run}", "--out", "{tmp}/m.pt2"],
+     {"run": damaged("sentiment", "labels.json", text('{"names": ["a", "b", "c"]}'), ("best",))},
+     "num_classes"),
+    ("export-suffix", [*EXPORT, "--out", "{tmp}/m.zip"], {}, "--format"),
+    ("export-format", [*EXPORT, "--out", "{tmp}/m.onnx", "--format", "tflite"], {}, "--format"),
+    ("export-format-suffix", [*EXPORT, "--out", "{tmp}/m.onnx", "--format", "pt2"], {}, ".pt2"),
+    ("export-out-folder-missing", [*EXPORT, "--out", "{tmp}/no/m.pt2"], {}, "does not exist"),
+    ("export-no-out", EXPORT, {}, "--out"),
+    ("predict-onnx-random", ["predict", "sentiment", "--model", "{f}", "good"],
+     {"f": data_file("m.onnx", np.random.default_rng(2).bytes(500))}, "m.onnx"),
+    ("predict-pt2-random", ["predict", "forecast", "--model", "{f}", "--csv", "{data:forecast}"],
+     {"f": data_file("m.pt2", np.random.default_rng(3).bytes(500))}, "m.pt2"),
+    ("generate-pt2-empty", ["generate", "--model", "{f}"], {"f": data_file("m.pt2", b"")}, "m.pt2"),
+]
+
 OTHER_COMMANDS = [
     ("no-such-command", ["fly"], {}, "invalid choice"),
     ("unknown-top-flag", ["--colour"], {}, "unrecognized"),
@@ -545,7 +565,7 @@ OTHER_COMMANDS = [
     ("demo-flag", ["demo", "--fast"], {}, "unrecognized"),
 ]
 
-CASES = train_cases() + task_cases() + checkpoint_cases() + USE_CASES + OTHER_COMMANDS
+CASES = train_cases() + task_cases() + checkpoint_cases() + USE_CASES + EXPORT_CASES + OTHER_COMMANDS
 
 
 def test_the_table_is_large_and_its_names_unique():
