@@ -21,6 +21,10 @@ from lstmkit.cli import main
 from tiny_runs import TASKS, run_results, start_cli, train_args, write_data
 
 EPOCHS = 4
+# Each task's tiny run; sentiment also as an ensemble after language-model pretraining, whose
+# members resume one by one from their shared start.
+RUNS = {**{task: (task, []) for task in TASKS},
+        "sentiment-ensemble": ("sentiment", ["--ensemble", "2", "--pretrain-epochs", "1"])}
 
 
 @pytest.fixture(scope="module")
@@ -56,12 +60,17 @@ def kill_after_first_checkpoint(child, out, delay: float) -> None:
     child.kill()
 
 
-@pytest.mark.parametrize("task", TASKS)
-def test_kill_9_then_resume_ends_as_the_uninterrupted_run(task, data, tmp_path, one_thread,
+def command(name: str, data, out):
+    task, flags = RUNS[name]
+    return train_args(task, data, out, EPOCHS) + flags
+
+
+@pytest.mark.parametrize("name", RUNS)
+def test_kill_9_then_resume_ends_as_the_uninterrupted_run(name, data, tmp_path, one_thread,
                                                            monkeypatch, capsys):
     seed = int(os.environ.get("LSTMKIT_KILL_SEED", random.randrange(10**6)))
     rng = random.Random(seed)
-    args = train_args(task, data, tmp_path / "reference", EPOCHS)
+    args = command(name, data, tmp_path / "reference")
     with monkeypatch.context() as patch:
         replaces = count_replaces(patch)
         assert main(args) == 0
@@ -70,18 +79,18 @@ def test_kill_9_then_resume_ends_as_the_uninterrupted_run(task, data, tmp_path, 
     kill_at = rng.randint(4, replaces[0])
     delay = rng.uniform(0.0, 0.6)
     runs = {"at_rename": tmp_path / "at_rename", "at_time": tmp_path / "at_time"}
-    children = {"at_rename": start_cli(train_args(task, data, runs["at_rename"], EPOCHS), kill_at),
-                "at_time": start_cli(train_args(task, data, runs["at_time"], EPOCHS))}
+    children = {"at_rename": start_cli(command(name, data, runs["at_rename"]), kill_at),
+                "at_time": start_cli(command(name, data, runs["at_time"]))}
     kill_after_first_checkpoint(children["at_time"], runs["at_time"], delay)
     draws = f"(LSTMKIT_KILL_SEED={seed}: killed at rename {kill_at} of {replaces[0]}, " \
             f"or {delay:.2f} s after the first checkpoint)"
-    for name, child in children.items():
+    for kill, child in children.items():
         _, err = child.communicate(timeout=120)
-        assert child.returncode in (0, -9), f"{name}: {err[-2000:]} {draws}"
-        assert main(train_args(task, data, runs[name], EPOCHS) + ["--resume"]) == 0, \
-            f"{name}: {capsys.readouterr().err[-2000:]} {draws}"
-        got = run_results(runs[name])
-        assert sorted(got) == sorted(expected), f"{name} {draws}"
+        assert child.returncode in (0, -9), f"{kill}: {err[-2000:]} {draws}"
+        assert main(command(name, data, runs[kill]) + ["--resume"]) == 0, \
+            f"{kill}: {capsys.readouterr().err[-2000:]} {draws}"
+        got = run_results(runs[kill])
+        assert sorted(got) == sorted(expected), f"{kill} {draws}"
         for key in expected:
-            assert got[key] == expected[key], f"{name}: {key} differs {draws}"
+            assert got[key] == expected[key], f"{kill}: {key} differs {draws}"
     assert children["at_rename"].returncode == -9, draws

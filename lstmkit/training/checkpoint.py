@@ -131,7 +131,7 @@ def run_or_checkpoint_dir(directory: str | os.PathLike) -> Path:
     return path
 
 
-def _read_json(file: Path, what: str) -> Any:
+def read_json(file: Path, what: str) -> Any:
     try:
         return json.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -170,7 +170,7 @@ def read_config(directory: str | os.PathLike) -> dict:
     if path is None:
         raise UsageError(f"{directory}: no checkpoint here (expected {Path(directory) / 'config.json'})")
     file = path / "config.json"
-    config = _read_json(file, "the checkpoint config")
+    config = read_json(file, "the checkpoint config")
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise UsageError(f"{file}: not an lstmkit checkpoint (no \"format\": \"{FORMAT}\")")
     version = config.get("format_version")
@@ -208,7 +208,7 @@ def load_checkpoint(directory: str | os.PathLike, *, task: str | None,
                          f"give a {task} checkpoint")
     state_dict = _read_tensors(path / "model.safetensors", str(map_location), "the weights")
     _check_finite(state_dict, path / "model.safetensors")
-    extras = {name: _read_json(path / f"{name}.json", "a checkpoint extra")
+    extras = {name: read_json(path / f"{name}.json", "a checkpoint extra")
               for name in config.get("extras", [])}
     ckpt = Checkpoint(path=path, task=saved_task, model_config=config.get("model", {}),
                       state_dict=state_dict, extras=extras, info=config.get("info", {}),
@@ -219,7 +219,7 @@ def load_checkpoint(directory: str | os.PathLike, *, task: str | None,
                              f"resume from a run's `last` checkpoint")
         ckpt.trainer_tensors = _read_tensors(path / "trainer.safetensors", "cpu", "the training state")
         _check_finite(ckpt.trainer_tensors, path / "trainer.safetensors")
-        ckpt.trainer_json = _read_json(path / "trainer.json", "the training state")
+        ckpt.trainer_json = read_json(path / "trainer.json", "the training state")
         if not isinstance(ckpt.trainer_json, dict):
             raise UsageError(f"{path / 'trainer.json'}: the training state must be a JSON object")
     return ckpt

@@ -31,6 +31,7 @@ from lstmkit.tasks.sentiment.pretraining import (classifier_step, label_map,
                                                  shuffled_batches)
 from lstmkit import training
 from lstmkit.training import TrainSpec, atomic, distributed, make_optimizer, setup
+from lstmkit.training.checkpoint import read_json
 
 
 @dataclass
@@ -133,11 +134,19 @@ def _read_and_encode(recipe: TrainRecipe, seed: int) -> _Texts:
                           tokens["transfer"]))
 
 
+PHASES = "phases.json"  # in the run folder: the summaries of pretraining and transfer, for --resume
+
+
 def _start_from_more_data(model, recipe: TrainRecipe, texts: _Texts) -> dict:
-    """Language-model pretraining and transfer, as asked (not when resuming: the checkpoint holds
-    the fine-tuned weights); their summaries for the report."""
+    """Language-model pretraining and transfer, as asked; their summaries for the report, kept in
+    OUT/phases.json. Not when resuming: the checkpoints hold the fine-tuned weights, and the
+    summaries are read back, so the resumed run reports what the uninterrupted one would."""
     config, phases = recipe.training, {}
+    saved = config.out / PHASES if config.out is not None else None
     if config.resume:
+        phases = read_json(saved, "the pretraining summaries") if saved and saved.is_file() else {}
+        if not isinstance(phases, dict):
+            raise UsageError(f"{saved}: expected the pretraining summaries as a JSON object")
         return phases
     pre = recipe.pretraining
     if pre.pretrain_epochs:
@@ -151,6 +160,8 @@ def _start_from_more_data(model, recipe: TrainRecipe, texts: _Texts) -> dict:
             model, texts.transfer.sequences, texts.transfer.labels, config,
             transfer.pretrain_on_epochs, transfer.pretrain_on_batch_size, str(transfer.pretrain_on))
         model.cpu()
+    if saved is not None and distributed.from_environment().is_main:
+        atomic.write_text(saved, json.dumps(phases) + "\n")  # also replaces an older run's
     return phases
 
 
