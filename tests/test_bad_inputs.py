@@ -207,12 +207,14 @@ TRAINING_FLAGS = [
 if not torch.cuda.is_available():
     TRAINING_FLAGS += [("device-cuda", ["--device", "cuda"], "CUDA"), ("amp-on-cpu", ["--amp"], "CUDA")]
 
-RESUME_DAMAGE = [
+WEIGHTS_DAMAGE = [  # (id, file, mutate, words the message must hold)
     ("weights-truncated", "model.safetensors", truncated, "damaged"),
     ("weights-random", "model.safetensors", random_bytes, "damaged"),
     ("weights-bad-header", "model.safetensors", bad_header, "damaged"),
     ("weights-nan", "model.safetensors", nan_weights, "NaN"),
     ("weights-missing", "model.safetensors", removed, "missing"),
+]
+RESUME_DAMAGE = WEIGHTS_DAMAGE + [
     ("trainer-json-broken", "trainer.json", text("{broken"), "trainer.json"),
     ("trainer-json-list", "trainer.json", text("[1, 2]"), "trainer.json"),
     ("trainer-json-empty", "trainer.json", text("{}"), "training state"),
@@ -380,12 +382,7 @@ def task_cases():
     return cases
 
 
-CHECKPOINT_DAMAGE = [  # (id, file, mutate, words), applied to best/
-    ("weights-truncated", "model.safetensors", truncated, "damaged"),
-    ("weights-random", "model.safetensors", random_bytes, "damaged"),
-    ("weights-bad-header", "model.safetensors", bad_header, "damaged"),
-    ("weights-nan", "model.safetensors", nan_weights, "NaN"),
-    ("weights-missing", "model.safetensors", removed, "missing"),
+CHECKPOINT_DAMAGE = WEIGHTS_DAMAGE + [  # applied to best/
     ("config-broken", "config.json", text("{not json"), "config.json"),
     ("config-list", "config.json", text("[]"), "not an lstmkit checkpoint"),
     ("config-deep", "config.json", text("[" * 100000), "config.json"),

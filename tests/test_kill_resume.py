@@ -15,7 +15,6 @@ import random
 import time
 
 import pytest
-import torch
 
 from lstmkit.cli import main
 from tiny_runs import TASKS, run_results, start_cli, train_args, write_data
@@ -30,15 +29,6 @@ RUNS = {**{task: (task, []) for task in TASKS},
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     return write_data(tmp_path_factory.mktemp("data"))
-
-
-@pytest.fixture
-def one_thread():
-    """The arithmetic of the child processes (one torch thread), so results can be equal bit for bit."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def count_replaces(monkeypatch) -> list[int]:
@@ -68,6 +58,7 @@ def command(name: str, data, out):
 @pytest.mark.parametrize("name", RUNS)
 def test_kill_9_then_resume_ends_as_the_uninterrupted_run(name, data, tmp_path, one_thread,
                                                            monkeypatch, capsys):
+    """one_thread: the arithmetic of the child processes, so results can be equal bit for bit."""
     seed = int(os.environ.get("LSTMKIT_KILL_SEED", random.randrange(10**6)))
     rng = random.Random(seed)
     args = command(name, data, tmp_path / "reference")

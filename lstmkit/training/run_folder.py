@@ -66,23 +66,26 @@ def claim(out: Path | None, task: str, resume: bool, overwrite: bool) -> Iterato
     out = ensure_writable(out)
     main_process = distributed.from_environment().is_main
     with lock.holding(out if main_process else None):
-        if resume and not holds_run(out):
-            raise UsageError(f"--resume: no checkpoint at {out / 'last'} to continue from")
+        refuse_unless_ready(out, resume, overwrite, holds_run(out))
         if resume:
             _check_resumable(out, task)
-        elif holds_run(out) and not overwrite:
-            raise UsageError(f"{out} already holds a training run; pass --resume to continue it "
-                             f"or --overwrite to start over")
         yield
+
+
+def refuse_unless_ready(out: Path, resume: bool, overwrite: bool, occupied: bool) -> None:
+    """--resume needs a run in `out` (`occupied`); a new run needs none, unless --overwrite."""
+    if resume and not occupied:
+        raise UsageError(f"--resume: no checkpoint at {out / 'last'} to continue from")
+    if not resume and occupied and not overwrite:
+        raise UsageError(f"{out} already holds a training run; pass --resume to continue it "
+                         f"or --overwrite to start over")
 
 
 def start_over(out: Path, old: Iterable[Path], occupied: bool, overwrite: bool,
                info: distributed.ProcessInfo) -> None:
     """Make `out` ready for a new run: refuse when it holds one (`occupied`) unless --overwrite,
     then remove the `old` paths there (folders or files; the main process, the others wait)."""
-    if occupied and not overwrite:
-        raise UsageError(f"{out} already holds a training run; pass --resume to continue it "
-                         f"or --overwrite to start over")
+    refuse_unless_ready(out, False, overwrite, occupied)
     if info.is_main:
         for path in old:
             if path.is_dir():
@@ -97,7 +100,6 @@ def prepare(out: Path, resume: bool, overwrite: bool, has_run: bool,
     """Ready `out` for the run: --resume needs a run there (`has_run`); a new run needs none
     (or --overwrite, which removes it)."""
     if resume:
-        if not has_run:
-            raise UsageError(f"--resume: no checkpoint at {out / 'last'} to continue from")
+        refuse_unless_ready(out, True, overwrite, has_run)
         return
     start_over(out, [out / name for name in RUN_FILES], has_run, overwrite, info)
