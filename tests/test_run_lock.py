@@ -1,15 +1,16 @@
 """Two processes on one --out: exactly one runs, the other exits 2 with one line naming the holder,
 and the folder afterwards holds one complete, loadable run; a run killed by SIGKILL leaves no lock.
 
-Each holder is a child process stopped (SIGSTOP) while it holds its folder, so the second process
-(this one, through lstmkit.cli.main) meets it there for certain, however slow the machine; it is
-then let go (SIGCONT) and must finish its run untouched.
+Each holder is a child process that stops itself (SIGSTOP) each time it has taken a run folder's
+lock, so the second process (this one, through lstmkit.cli.main) meets it there for certain,
+however fast or slow the machine; it is then let go (SIGCONT) and must finish its run untouched.
 """
 from __future__ import annotations
 
 import json
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -20,7 +21,7 @@ from lstmkit.training.lock import LOCK_NAME
 from tiny_runs import folder_digest, start_cli, train_args, write_data
 
 FLAGS = {"plain": [], "resume": ["--resume"], "overwrite": ["--overwrite"]}
-EPOCHS = 3
+EPOCHS = 2
 
 
 @pytest.fixture(scope="module")
@@ -28,20 +29,14 @@ def data(tmp_path_factory):
     return write_data(tmp_path_factory.mktemp("data"))
 
 
-def wait_until(condition, child, what: str, timeout: float = 120) -> None:
+def wait_stopped(child, timeout: float = 120) -> None:
+    """Until `child` has stopped itself (state T in /proc), having taken a lock."""
     deadline = time.monotonic() + timeout
-    while not condition():
+    while Path(f"/proc/{child.pid}/stat").read_text().split(")")[-1].split()[0] != "T":
         if child.poll() is not None:
-            pytest.fail(f"the holder ended before {what}: {child.communicate()[1][-2000:]}")
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+            pytest.fail(f"the holder ended before it stopped: {child.communicate()[1][-2000:]}")
+        assert time.monotonic() < deadline, "timed out waiting for the holder to take its lock"
         time.sleep(0.01)
-
-
-def holds_lock(out, child) -> bool:
-    try:
-        return json.loads((out / LOCK_NAME).read_text())["pid"] == child.pid
-    except (OSError, ValueError, KeyError):
-        return False
 
 
 def refused(argv, capsys, holder_pid: int) -> None:
@@ -61,16 +56,18 @@ def assert_one_complete_run(out, epochs: int, kind) -> None:
     assert not (out / LOCK_NAME).exists()  # released by its holder
 
 
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states in /proc")
 def test_second_process_is_refused_for_every_combination(data, tmp_path, capsys):
     holders = {}
     for first, flags in FLAGS.items():
         out = tmp_path / first
         if first != "plain":  # --resume and --overwrite need a run there
             assert main(train_args("forecast", data, out, 1)) == 0
-        holders[first] = (out, start_cli(train_args("forecast", data, out, EPOCHS) + flags))
+        holders[first] = (out, start_cli(train_args("forecast", data, out, EPOCHS) + flags,
+                                         stop_holding=True))
     for first, (out, child) in holders.items():
-        wait_until(lambda: holds_lock(out, child), child, "it held its folder")
-        child.send_signal(signal.SIGSTOP)
+        wait_stopped(child)
+        assert json.loads((out / LOCK_NAME).read_text())["pid"] == child.pid
         before = folder_digest(out)
         for second, flags in FLAGS.items():
             refused(train_args("forecast", data, out, EPOCHS) + flags, capsys, child.pid)
@@ -82,24 +79,30 @@ def test_second_process_is_refused_for_every_combination(data, tmp_path, capsys)
         assert_one_complete_run(out, EPOCHS, forecast.MODEL)
 
 
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states in /proc")
 def test_lock_held_through_pretraining_and_ensemble_members(data, tmp_path, capsys):
     out = tmp_path / "ensemble"
     args = train_args("sentiment", data, out, 2) + ["--ensemble", "2", "--pretrain-epochs", "1"]
-    child = start_cli(args)
-    start = out / "members" / "start" / "config.json"  # written after the pretraining
-    wait_until(start.exists, child, "its members started")
-    child.send_signal(signal.SIGSTOP)
-    refused(args[:-4] + ["--overwrite"], capsys, child.pid)
+    child = start_cli(args, stop_holding=True)
+    wait_stopped(child)  # holding OUT, before the data is read
+    child.send_signal(signal.SIGCONT)
+    wait_stopped(child)  # after the pretraining, holding the first member's folder too
+    assert (out / "members" / "start" / "config.json").exists()
+    refused(args + ["--overwrite"], capsys, child.pid)
+    child.send_signal(signal.SIGCONT)
+    wait_stopped(child)  # holding the second member's folder
+    refused(args + ["--resume"], capsys, child.pid)
     child.send_signal(signal.SIGCONT)
     _, err = child.communicate(timeout=120)
     assert child.returncode == 0, err[-2000:]
     assert load_model(out, sentiment.MODEL).config.ensemble == 2
 
 
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states in /proc")
 def test_a_killed_run_leaves_no_lock(data, tmp_path, capsys):
     out = tmp_path / "killed"
-    child = start_cli(train_args("forecast", data, out, EPOCHS))
-    wait_until(lambda: holds_lock(out, child), child, "it held its folder")
+    child = start_cli(train_args("forecast", data, out, EPOCHS), stop_holding=True)
+    wait_stopped(child)
     child.kill()
     child.wait()
     assert (out / LOCK_NAME).exists()  # the file stays; the kernel released the lock itself

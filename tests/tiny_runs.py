@@ -18,9 +18,17 @@ TIMING_KEYS = {"seconds", "items_per_second", "minutes", "train_seconds"}
 
 # A child process: the CLI with one torch thread (the same arithmetic as a parent that sets one),
 # optionally killed by SIGKILL just before its N-th os.replace (the renames that complete every
-# atomic write: a checkpoint's new folder, the old one set aside, metrics.jsonl, reports).
+# atomic write: a checkpoint's new folder, the old one set aside, metrics.jsonl, reports), or
+# stopping itself (SIGSTOP) each time it has taken a run folder's lock.
 CHILD = """
 import os, signal, sys
+if os.environ.get("TINY_RUNS_STOP_HOLDING"):
+    from lstmkit.training import lock
+    real_record = lock._record_holder
+    def record(fd):
+        real_record(fd)
+        os.kill(os.getpid(), signal.SIGSTOP)
+    lock._record_holder = record
 kill_at = int(os.environ.get("TINY_RUNS_KILL_AT_REPLACE", "0"))
 if kill_at:
     real_replace, calls = os.replace, [0]
@@ -80,9 +88,10 @@ def train_args(task: str, data: dict[str, Path], out: Path, epochs: int = 2) -> 
             "--batch-size", "32", *common]
 
 
-def start_cli(args: list[str], kill_at_replace: int = 0) -> subprocess.Popen:
+def start_cli(args: list[str], kill_at_replace: int = 0, stop_holding: bool = False) -> subprocess.Popen:
     """`lstmkit ARGS` in a child process (see CHILD), its output captured."""
-    env = {**os.environ, "TINY_RUNS_KILL_AT_REPLACE": str(kill_at_replace), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "TINY_RUNS_KILL_AT_REPLACE": str(kill_at_replace), "OMP_NUM_THREADS": "1",
+           "TINY_RUNS_STOP_HOLDING": "1" if stop_holding else ""}
     return subprocess.Popen([sys.executable, "-c", CHILD, *args], env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 

@@ -22,8 +22,9 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
     except ValueError as error:  # not an .npz/.npy: numpy would try pickle and refuses
         if "pickle" not in str(error):
             raise UsageError(f"{path} is not a readable .npz file ({str(error)[:100]})") from None
-        raise UsageError(f"{path} is not an .npz archive of arrays (it reads as pickled Python "
-                         f"objects, which lstmkit never loads); save it with numpy.savez") from None
+        raise UsageError(f"{path} is not a readable .npz file (no zip archive of arrays, and "
+                         f"lstmkit never loads pickled data); save the arrays with numpy.savez") \
+            from None
     except (OSError, EOFError, zipfile.BadZipFile) as error:
         raise UsageError(f"{path} is not a readable .npz file ({str(error)[:100] or 'empty'})") \
             from None

@@ -132,6 +132,8 @@ def run_or_checkpoint_dir(directory: str | os.PathLike) -> Path:
 
 
 def read_json(file: Path, what: str) -> Any:
+    """The JSON document in `file` (a part of a checkpoint or run folder, described by `what`);
+    UsageError naming the file when it is missing or not JSON."""
     try:
         return json.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -175,8 +177,8 @@ def read_config(directory: str | os.PathLike) -> dict:
         raise UsageError(f"{file}: not an lstmkit checkpoint (no \"format\": \"{FORMAT}\")")
     version = config.get("format_version")
     if isinstance(version, bool) or version not in READABLE_VERSIONS:
-        raise UsageError(f"{file}: checkpoint format version {json.dumps(version)[:20]}; this lstmkit reads "
-                         f"versions {', '.join(map(str, READABLE_VERSIONS))}")
+        raise UsageError(f"{file}: checkpoint format version {json.dumps(version)[:20]}; this "
+                         f"lstmkit reads versions {', '.join(map(str, READABLE_VERSIONS))}")
     for key, kind, default in (("task", str, None), ("model", dict, {}), ("extras", list, []),
                                ("info", dict, {})):
         if not isinstance(config.get(key, default), kind):

@@ -239,8 +239,7 @@ class _Trainer:
                 ckpt.save_checkpoint(self.out / "best", task=spec.task, model_config=spec.model_config,
                                      state_dict=self.best_state, extras=spec.extras, info=info_json)
             save_last(self.out, spec, self.config, self.model, self.optimizer, self.schedule,
-                      self.scaler, run,
-                      info_json)
+                      self.scaler, run, info_json)
             atomic.write_text(self.out / "metrics.jsonl", "".join(json.dumps(r) + "\n"
                                                                   for r in run.history))
         if self.info.is_main and spec.log is not None:

@@ -181,9 +181,9 @@ def restore(out: Path, spec, config, model, optimizer, schedule, scaler,
         if spec.load_task_state is not None:
             spec.load_task_state({name[len(TASK_PREFIX):]: tensor for name, tensor in tensors.items()
                                   if name.startswith(TASK_PREFIX)})
+    except UsageError:
+        raise
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as error:
-        if isinstance(error, UsageError):
-            raise
         raise UsageError(f"{last.path}: trainer.json and trainer.safetensors do not hold a usable "
                          f"training state for this run ({type(error).__name__}: "
                          f"{str(error)[:120]})") from None
