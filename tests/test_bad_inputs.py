@@ -474,7 +474,7 @@ USE_CASES = [
     ("predict-sentiment-huge-argument", [*SENTIMENT_PREDICT, "good", "--bogus-" + "x" * 200000], {},
      "unrecognized"),
     ("predict-sentiment-huge-header", [*SENTIMENT_PREDICT, "--file", "{f}", "--format", "table"],
-     {"f": data_file("h.csv", "a" * 2_000_000 + "\nx\n")}, "--text-column"),
+     {"f": data_file("h.csv", ",".join(f"c{i}" for i in range(300_000)) + "\nx\n")}, "--text-column"),
     ("predict-sentiment-no-model-flag", ["predict", "sentiment", "good"], {}, "--model"),
     ("predict-forecast-csv-missing", [*FORECAST_PREDICT, "--csv", "{tmp}/nothing.csv"], {}, "not found"),
     ("predict-forecast-too-short", [*FORECAST_PREDICT, "--csv", "{f}"], {"f": series_csv(rows=5)}, "--window"),
