@@ -16,7 +16,6 @@ one definition that engines, tests and benchmarks share.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import torch
@@ -97,12 +96,12 @@ class RNNResult(NamedTuple):
     h_n: Tensor      # (B, H)
 
 
-@dataclass(frozen=True)
-class LayerSpec:
-    """What an engine is asked to run now: enough to say yes, or why not."""
+class LayerSpec(NamedTuple):
+    """What an engine is asked to run now: enough to say yes, or why not. (A NamedTuple: a layer
+    makes one on every call, and that must cost next to nothing.)"""
 
     kind: str                         # "LSTM" | "GRU" | "RNN_TANH" | "RNN_RELU"
-    variant: "LSTMVariant | None"     # the LSTM's options (None for GRU and RNN)
+    variant: LSTMVariant | None       # the LSTM's options (None for GRU and RNN)
     dtype: torch.dtype
     device: torch.device
     training: bool

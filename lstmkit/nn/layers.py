@@ -203,7 +203,7 @@ class RecurrentLayers(PlainState, nn.Module):
                 p = self._direction_weights(layer, direction)
                 xg = input_projection(layer_input, p["weight_ih"], self.kind.input_bias(p),
                                       p.get("ln_weight_ih"))                       # (T, B, G·H)
-                p, start = _like(xg, p), [s[k].to(xg.dtype) for s in states]
+                p, start = _like(xg, p), [s[k] if s.dtype == xg.dtype else s[k].to(xg.dtype) for s in states]
                 steps = Steps(layout.batch_sizes, direction == 1, layout.lengths)
                 result = self.kind.run(engine, xg, start, p, steps, self.variant, self.training)
                 if recorder is not None:

@@ -67,6 +67,8 @@ def why_not(spec: LayerSpec) -> str | None:
     """For the registry: None when this engine can run ``spec`` now, else why not."""
     if spec.exporting:
         return "a portable graph cannot hold its C++ operator"
+    if _ready and spec.device.type == "cpu" and spec.dtype in DTYPES:
+        return None                      # every kind of layer: the common case, checked cheaply
     ok, why = supports(kind=spec.kind.split("_")[0].lower(), dtype=spec.dtype, device=spec.device)
     return None if ok else why
 
