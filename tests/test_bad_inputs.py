@@ -167,6 +167,13 @@ def a_file(world, tmp):
     return path
 
 
+def read_only_folder(world, tmp):
+    path = tmp / "read-only"
+    path.mkdir()
+    path.chmod(0o500)
+    return path
+
+
 def latin1_text(world, tmp):
     path = tmp / "latin.txt"
     path.write_bytes("__label__1 caf\xe9 cr\xe8me\n__label__2 bon\n".encode("latin-1"))
@@ -206,6 +213,8 @@ TRAINING_FLAGS = [
 ]
 if not torch.cuda.is_available():
     TRAINING_FLAGS += [("device-cuda", ["--device", "cuda"], "CUDA"), ("amp-on-cpu", ["--amp"], "CUDA")]
+if hasattr(os, "geteuid") and os.geteuid() != 0:  # permissions do not stop root
+    TRAINING_FLAGS += [("out-read-only", ["--out", "{read_only}/x"], "cannot write")]
 
 WEIGHTS_DAMAGE = [  # (id, file, mutate, words the message must hold)
     ("weights-truncated", "model.safetensors", truncated, "damaged"),
@@ -229,7 +238,8 @@ def train_cases():
     cases = []
     for task in TASKS:
         for name, flags, words in TRAINING_FLAGS:
-            setups = {"file": a_file, "run": lambda w, tmp, task=task: copy_run(w, tmp, task)}
+            setups = {"file": a_file, "run": lambda w, tmp, task=task: copy_run(w, tmp, task),
+                      "read_only": read_only_folder}
             cases.append((f"train-{task}-{name}", [*_train(task), *flags], setups, words))
         for name, file, mutate, words in RESUME_DAMAGE:
             cases.append((f"train-{task}-resume-{name}", [*_train(task), "--out", "{run}", "--resume"],
