@@ -155,6 +155,8 @@ def read_table(path: Path, problems: _Problems, text_column=None, label_column=N
     numbers = [n for n, _ in numbered]
     try:
         header = next(rows)
+    except StopIteration:  # only blank lines
+        raise UsageError(f"{path}: empty file; expected a header line and rows") from None
     except csv.Error as error:
         raise UsageError(f"{path}:{numbers[0]}: unreadable header ({error})") from None
     text_i = _pick_column(text_column, header, TEXT_NAMES, "text", f"{path}:{numbers[0]}")
