@@ -3,7 +3,9 @@ and how it trains, evaluates and predicts.
 
 Every task package exposes NAME (the name on the command line and in checkpoints), HELP (one line
 for --help), MODEL (a saved_model.ModelKind: how its checkpoints rebuild the model), TrainRecipe
-and train_main(recipe) -> exit status; tasks that predict also PredictRecipe and predict_main.
+and train_main(recipe) -> exit status; tasks that predict also PredictRecipe and predict_main. A
+task whose settings must agree with each other exposes check_recipe(recipe), which the train
+command runs before it touches the run folder or reads data.
 """
 from lstmkit.tasks import forecast, language_model, sentiment, seqmnist
 

@@ -40,6 +40,10 @@ class TrainSpec:
     move_batch: Callable[[Any, torch.device], Any] | None = None  # default: move_to_device
     make_optimizer: Callable[[nn.Module, Any], torch.optim.Optimizer] | None = None  # (model, config)
     log: Callable[[str], None] | None = log_to_stderr  # one line per epoch; None: quiet
+    # What else --resume must restore to continue exactly (e.g. a state carried across epochs):
+    # tensors saved in OUT/last, and the function that takes them back (UsageError if unusable).
+    task_state: Callable[[], dict[str, torch.Tensor]] | None = None
+    load_task_state: Callable[[dict[str, torch.Tensor]], None] | None = None
 
 
 @dataclass

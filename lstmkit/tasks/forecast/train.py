@@ -17,15 +17,15 @@ import torch
 from torch import nn
 
 from lstmkit.data.batching import tensor_batches
-from lstmkit.data.series import (StandardScaler, check_enough_rows, forecast_origins, make_windows,
-                                 read_series_csv, split_points)
+from lstmkit.data.series import (check_enough_rows, forecast_origins, make_windows, read_series_csv,
+                                 split_points)
 from lstmkit.errors import UsageError
 from lstmkit.recipe import to_json
-from lstmkit.tasks.forecast.config import NAME, ForecastModel, TrainRecipe
+from lstmkit.tasks.forecast.config import NAME, TrainRecipe, check_recipe
 from lstmkit.tasks.forecast.metrics import (all_metrics, mase_scale, naive_forecast,
                                             seasonal_naive_forecast)
-from lstmkit.tasks.forecast.model import (build_model, forecast_scaled, to_model_space,
-                                          to_original_units)
+from lstmkit.tasks.forecast.model import (build_model, check_scaled, fit_scaler, forecast_scaled,
+                                          to_model_space, to_original_units)
 from lstmkit.tasks.forecast.plot import plot_forecasts
 from lstmkit.training import StepOutput, TrainSpec, atomic, fit, setup
 
@@ -47,18 +47,12 @@ def prepare(recipe: TrainRecipe):
     if valid_start <= model.season:
         raise UsageError(f"--season {model.season} is longer than the training part ({valid_start} rows)")
     modelled = to_model_space(raw, model.log, str(data.csv))
-    scaler = StandardScaler.fit(modelled[:valid_start])
+    scaler = fit_scaler(modelled[:valid_start], model.columns, str(data.csv))
     scaled = scaler.transform(modelled)  # (T, C)
+    check_scaled(scaled, model.columns, str(data.csv), series.line_numbers)
     parts = {"train": (0, valid_start), "valid": (valid_start, test_start), "test": (test_start, length)}
     origins = {name: forecast_origins(a, b, model.window, model.horizon) for name, (a, b) in parts.items()}
     return raw, scaled, scaler, origins, valid_start
-
-
-def _check(model: ForecastModel) -> None:
-    """Settings that only make sense together, refused before the data is read."""
-    if model.baseline == "seasonal" and (model.season < 2 or model.season > model.window):
-        raise UsageError(f"--baseline seasonal needs 2 <= --season <= --window, got season "
-                         f"{model.season}, window {model.window}")
 
 
 def _step(model, batch, state):
@@ -70,7 +64,7 @@ def _step(model, batch, state):
 def main(recipe: TrainRecipe) -> int:
     recipe = with_columns(recipe)
     data, model_config, config = recipe.data, recipe.model, recipe.training
-    _check(model_config)
+    check_recipe(recipe)
     setup(config)  # seeds before the model is built
     raw, scaled, scaler, origins, valid_start = prepare(recipe)
     windows = {name: tuple(map(torch.from_numpy, make_windows(scaled, 0, o, model_config.window,

@@ -19,7 +19,7 @@ from lstmkit.data.tokenizer import Tokenizer
 from lstmkit.data.vocabulary import UNK, Vocabulary
 from lstmkit.errors import UsageError
 from lstmkit.recipe import to_json
-from lstmkit.tasks.language_model.config import NAME, LMData, TrainRecipe
+from lstmkit.tasks.language_model.config import NAME, LMData, TrainRecipe, check_recipe
 from lstmkit.tasks.language_model.model import MODEL, build_model, describe_loss
 from lstmkit.tasks.saved_model import load_model
 from lstmkit.training import (StepOutput, TrainSpec, atomic, detach_state, evaluate_batches, fit,
@@ -66,6 +66,8 @@ class StatefulChunks:
 
     The loop restarts `state` as None at each epoch; when an epoch is a slice of the text, the
     slice continues the previous one, so `step` picks the carried state up again (`continues`).
+    The carried state is part of the run: `saved` and `restore` keep it in OUT/last, so --resume
+    continues the text with the memory the uninterrupted run would have had.
     """
 
     def __init__(self, streams: torch.Tensor, bptt: int, per_epoch: int, deadline: float | None):
@@ -83,6 +85,19 @@ class StatefulChunks:
             yield inputs, targets, index != 0
             if self.deadline is not None and time.monotonic() > self.deadline:
                 return  # the epoch ends early; validation and checkpoints follow
+
+    def saved(self) -> dict[str, torch.Tensor]:
+        return {} if self.carried is None else {"h": self.carried[0], "c": self.carried[1]}
+
+    def restore(self, tensors: dict[str, torch.Tensor], shape: tuple[int, ...]) -> None:
+        """The carried state from `saved`'s tensors, each (layers, streams, hidden) = `shape`."""
+        if not tensors:
+            self.carried = None
+            return
+        if set(tensors) != {"h", "c"} or any(tuple(t.shape) != shape for t in tensors.values()):
+            raise UsageError(f"the carried LSTM state in the checkpoint is not (h, c) of shape "
+                             f"{shape}; resume with the run's own settings")
+        self.carried = (tensors["h"], tensors["c"])
 
     def step(self, model, batch, state):
         inputs, targets, continues = batch  # (B, T), (B, T), bool
@@ -107,8 +122,7 @@ def _eval_step(model, batch, state):
 
 def main(recipe: TrainRecipe) -> int:
     model_config, options, config = recipe.model, recipe.lm, recipe.training
-    if model_config.softmax == "adaptive" and model_config.level != "word":
-        raise UsageError("--softmax adaptive is for word level (it needs ids sorted by frequency)")
+    check_recipe(recipe)
     setup(config)
     vocab, train_ids, valid_ids, test_ids = _load_corpus(recipe.data, model_config.level)
     cutoffs = tuple(c for c in model_config.cutoffs if c < len(vocab) - 1) \
@@ -120,8 +134,8 @@ def main(recipe: TrainRecipe) -> int:
     model = build_model(model_config, config.backend)
     started = time.monotonic()
     deadline = started + options.max_minutes * 60 if options.max_minutes else None
-    chunks = StatefulChunks(batchify(train_ids, config.batch_size), options.bptt,
-                            options.chunks_per_epoch, deadline)
+    streams = batchify(train_ids, config.batch_size)  # (B, N / B)
+    chunks = StatefulChunks(streams, options.bptt, options.chunks_per_epoch, deadline)
     epoch_starts: list[float] = []
 
     def on_epoch_start(epoch: int) -> None:
@@ -133,10 +147,13 @@ def main(recipe: TrainRecipe) -> int:
           f"training tokens, {valid_ids.numel():,} validation; "
           f"{sum(p.numel() for p in model.parameters()):,} parameters; "
           f"{len(chunks.chunks)} chunks of {config.batch_size}x{options.bptt} per pass", flush=True)
+    state_shape = (model_config.num_layers, streams.size(0), model_config.hidden_size)
     spec = TrainSpec(task=NAME, model=model, model_config=to_json(model_config), step=chunks.step,
                      train_batches=chunks.epoch,
                      valid_batches=_eval_chunks(valid_ids, config.batch_size, options.bptt),
-                     on_epoch_start=on_epoch_start, extras={"vocab": vocab.to_json()})
+                     on_epoch_start=on_epoch_start, extras={"vocab": vocab.to_json()},
+                     task_state=chunks.saved,
+                     load_task_state=lambda tensors: chunks.restore(tensors, state_shape))
     try:
         fit(spec, config)
     except _OutOfTime:
@@ -149,8 +166,9 @@ def _finish(recipe: TrainRecipe, test_ids, epoch_starts, started) -> int:
     out, config, level = recipe.training.out, recipe.training, recipe.model.level
     history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()
                if line.strip()]
-    ends = epoch_starts[1:] + [time.monotonic()]
-    curve = [{"epoch": r["epoch"], "minutes": round((end - started) / 60, 3),
+    # The epochs this process ran are the last ones; those before a --resume have no wall time here.
+    ends = [None] * (len(history) - len(epoch_starts)) + epoch_starts[1:] + [time.monotonic()]
+    curve = [{"epoch": r["epoch"], "minutes": None if end is None else round((end - started) / 60, 3),
               "train_loss": r.get("train_loss"), "valid_loss": r.get("valid_loss"), "lr": r.get("lr")}
              for r, end in zip(history, ends)]
     best = load_model(out / "best", MODEL)

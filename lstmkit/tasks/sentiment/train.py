@@ -22,7 +22,8 @@ from lstmkit.data.vocabulary import PAD, UNK, Vocabulary
 from lstmkit.errors import UsageError
 from lstmkit.recipe import to_json
 from lstmkit.tasks.sentiment import ensemble
-from lstmkit.tasks.sentiment.config import NAME, SentimentData, SentimentModel, TrainRecipe, Transfer
+from lstmkit.tasks.sentiment.config import (NAME, SentimentData, SentimentModel, TrainRecipe,
+                                            Transfer, check_recipe)
 from lstmkit.tasks.sentiment.evaluate import baseline_scores, predict_logits, print_report, scores
 from lstmkit.tasks.sentiment.model import SentimentEnsemble, build_classifier
 from lstmkit.tasks.sentiment.pretraining import (classifier_step, label_map,
@@ -30,6 +31,7 @@ from lstmkit.tasks.sentiment.pretraining import (classifier_step, label_map,
                                                  shuffled_batches)
 from lstmkit import training
 from lstmkit.training import TrainSpec, atomic, distributed, make_optimizer, setup
+from lstmkit.training.checkpoint import read_json
 
 
 @dataclass
@@ -83,8 +85,6 @@ def _transfer_data(transfer: Transfer, data: SentimentData,
                    labels: LabelSet) -> tuple[list[Example], dict[str, int]]:
     """The --pretrain-on examples and how their labels read as training classes (none without it)."""
     if transfer.pretrain_on is None:
-        if transfer.pretrain_label_map:
-            raise UsageError("--pretrain-label-map needs --pretrain-on FILE")
         return [], {}
     examples = read_labelled(transfer.pretrain_on, data, detect=True)
     return examples, label_map(transfer.pretrain_label_map, (e.label for e in examples), labels,
@@ -134,11 +134,19 @@ def _read_and_encode(recipe: TrainRecipe, seed: int) -> _Texts:
                           tokens["transfer"]))
 
 
+PHASES = "phases.json"  # in the run folder: the summaries of pretraining and transfer, for --resume
+
+
 def _start_from_more_data(model, recipe: TrainRecipe, texts: _Texts) -> dict:
-    """Language-model pretraining and transfer, as asked (not when resuming: the checkpoint holds
-    the fine-tuned weights); their summaries for the report."""
+    """Language-model pretraining and transfer, as asked; their summaries for the report, kept in
+    OUT/phases.json. Not when resuming: the checkpoints hold the fine-tuned weights, and the
+    summaries are read back, so the resumed run reports what the uninterrupted one would."""
     config, phases = recipe.training, {}
+    saved = config.out / PHASES if config.out is not None else None
     if config.resume:
+        phases = read_json(saved, "the pretraining summaries") if saved and saved.is_file() else {}
+        if not isinstance(phases, dict):
+            raise UsageError(f"{saved}: expected the pretraining summaries as a JSON object")
         return phases
     pre = recipe.pretraining
     if pre.pretrain_epochs:
@@ -152,6 +160,8 @@ def _start_from_more_data(model, recipe: TrainRecipe, texts: _Texts) -> dict:
             model, texts.transfer.sequences, texts.transfer.labels, config,
             transfer.pretrain_on_epochs, transfer.pretrain_on_batch_size, str(transfer.pretrain_on))
         model.cpu()
+    if saved is not None and distributed.from_environment().is_main:
+        atomic.write_text(saved, json.dumps(phases) + "\n")  # also replaces an older run's
     return phases
 
 
@@ -172,6 +182,7 @@ def _test_scores(model, texts: _Texts, baseline: bool, seed: int, device) -> dic
 
 def main(recipe: TrainRecipe) -> int:
     config = recipe.training
+    check_recipe(recipe)
     device = setup(config)
     texts = _read_and_encode(recipe, config.seed)
     labels, vocab = texts.labels, texts.vocab
@@ -202,7 +213,7 @@ def main(recipe: TrainRecipe) -> int:
     print(f"{len(texts.train.labels)} train / {len(texts.valid.labels)} valid"
           f"{f' / {len(texts.test.labels)} test' if texts.test else ''} texts; "
           f"{len(vocab)} words in the vocabulary; labels {labels.names}; device {device}",
-          file=sys.stderr)
+          flush=True)
     if members == 1:
         result = training.fit(make_spec(model, config.seed), config)
         results, final_model, valid_scores = [result], result.model, result.best_metrics
