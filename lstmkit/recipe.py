@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import types
 import typing
 from pathlib import Path
@@ -192,8 +193,9 @@ def _add_option(group, field: dataclasses.Field, opt: _Option, kind, default: An
     convert = _parser_for(name, opt, _base_type(kind))
     group.add_argument(name, type=convert, default=default, choices=choices, metavar=opt.metavar,
                        required=opt.required, **common)
-    for alias in opt.aliases:
-        group.add_argument(alias, dest=field.name, type=convert, choices=choices, metavar=opt.metavar,
+    for alias in opt.aliases:  # each spelling names itself when refused
+        group.add_argument(alias, dest=field.name, type=_parser_for(alias, opt, _base_type(kind)),
+                           choices=choices, metavar=opt.metavar,
                            default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 
@@ -228,13 +230,14 @@ def check_values(settings) -> None:
     """Run the fields' checks on settings built in code; UsageError naming the flag."""
     for field, opt, kind in _options(type(settings)):
         value = getattr(settings, field.name)
+        name = flag_name(field) if opt.flag is not False else f"setting {field.name!r}"
         choices = opt.choices() if callable(opt.choices) else opt.choices
         if choices is not None and value is not None and value not in choices:
-            raise UsageError(f"{flag_name(field)} must be one of {', '.join(map(str, choices))}, "
-                             f"got {value!r}")
+            raise UsageError(f"{name} must be one of {', '.join(map(str, choices))}, "
+                             f"got {str(value)[:40]!r}")
         problem = opt.check(value) if opt.check else None
         if problem:
-            raise UsageError(f"{flag_name(field)} {problem}, got {value}")
+            raise UsageError(f"{name} {problem}, got {str(value)[:40]}")
 
 
 def to_json(settings) -> dict:
@@ -248,19 +251,55 @@ def to_json(settings) -> dict:
     return {f.name: plain(getattr(settings, f.name)) for f in dataclasses.fields(settings)}
 
 
+def _typed(value: Any, kind: Any) -> tuple[bool, Any]:
+    """(whether `value`, read from JSON, is of the annotated `kind`, the value as that kind)."""
+    optional = kind is not _base_type(kind)
+    kind = _base_type(kind)
+    if value is None:
+        return optional, None
+    if kind is bool:
+        return isinstance(value, bool), value
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if kind is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return ok, float(value) if ok else value
+    if kind is str:
+        return isinstance(value, str), value
+    if kind is Path:
+        return isinstance(value, str), Path(value) if isinstance(value, str) else value
+    if typing.get_origin(kind) is tuple:
+        member = typing.get_args(kind)[0]
+        if not isinstance(value, (list, tuple)):
+            return False, value
+        items = [_typed(item, member) for item in value]
+        return all(ok for ok, _ in items), tuple(item for _, item in items)
+    return True, value
+
+
+def _kind_words(kind: Any) -> str:
+    kind = _base_type(kind)
+    if typing.get_origin(kind) is tuple:
+        return f"a list of {_kind_words(typing.get_args(kind)[0]).removeprefix('a ')}s"
+    return {bool: "true or false", **_KIND_WORDS}.get(kind, "a value")
+
+
 def from_json(cls, data: dict):
-    """Inverse of `to_json`; unknown keys are refused (UsageError naming them)."""
+    """Inverse of `to_json`: unknown keys and values of another type are refused (UsageError
+    naming the setting); `check_values` then checks ranges and choices. A missing key takes its
+    default, so settings added later read older files."""
+    if not isinstance(data, dict):
+        raise UsageError(f"the settings must be a JSON object, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
+    fields = dataclasses.fields(cls)
+    unknown = sorted(set(data) - {f.name for f in fields})
     if unknown:
-        raise UsageError(f"unknown setting(s) {', '.join(unknown)} for {cls.__name__}")
+        raise UsageError(f"unknown setting(s) {', '.join(str(u)[:40] for u in unknown)} for "
+                         f"{cls.__name__}")
     values = {}
     for name, value in data.items():
-        kind = _base_type(hints[name])
-        if typing.get_origin(kind) is tuple and isinstance(value, list):
-            value = tuple(value)
-        elif kind is Path and isinstance(value, str):
-            value = Path(value)
-        values[name] = value
+        ok, values[name] = _typed(value, hints[name])
+        if not ok:
+            raise UsageError(f"setting {name!r} must be {_kind_words(hints[name])}, got "
+                             f"{json.dumps(value)[:40]}")
     return cls(**values)

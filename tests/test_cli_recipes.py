@@ -31,7 +31,7 @@ def commands() -> dict[str, argparse.ArgumentParser]:
 
 
 def test_every_command_is_there():
-    assert set(commands()) == {"demo", "experiment", "generate", "train sentiment", "train lm",
+    assert set(commands()) == {"demo", "experiment", "generate", "export", "train sentiment", "train lm",
                                "train forecast", "train seqmnist", "predict sentiment",
                                "predict forecast", "evaluate", "bench", "selfcheck", "view"}
 

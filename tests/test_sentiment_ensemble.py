@@ -26,7 +26,7 @@ def _args(train_file, out, *extra):
     return ["train", "sentiment", "--train", str(train_file), "--test", str(train_file),
             "--out", str(out), "--epochs", "2", "--batch-size", "16", "--embedding-dim", "12",
             "--hidden-size", "8", "--min-freq", "1", "--lr", "0.02", "--no-progress",
-            "--no-baseline", "--ensemble", "2", *extra]
+            "--no-baseline", "--bag-buckets", "0", "--ensemble", "2", *extra]
 
 
 def _weights(directory):

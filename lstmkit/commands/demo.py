@@ -6,6 +6,7 @@ import time
 from lstmkit.experiments import EXPERIMENTS, run_experiments, validate_settings
 from lstmkit.experiments.options import DemoRecipe, context_from, default_out
 from lstmkit.recipe import add_flags, from_args
+from lstmkit.training import lock
 from lstmkit.training.run_folder import ensure_writable
 
 
@@ -24,7 +25,8 @@ def main(recipe: DemoRecipe) -> int:
     validate_settings(list(EXPERIMENTS), context)
     out_dir = ensure_writable(recipe.run.out or default_out("demo"))
     started = time.perf_counter()
-    results = run_experiments(list(EXPERIMENTS), context, out_dir)
+    with lock.holding(out_dir):  # one process writes a report folder at a time
+        results = run_experiments(list(EXPERIMENTS), context, out_dir)
     print("Summary:\n" + "\n".join(f"  {r.headline}" for r in results))
     print(f"demo finished in {time.perf_counter() - started:.0f} s; open {out_dir}/report.html")
     return 0

@@ -5,6 +5,7 @@ from lstmkit.errors import UsageError
 from lstmkit.experiments import DESCRIPTIONS, check_names, run_experiments, validate_settings
 from lstmkit.experiments.options import ExperimentRecipe, context_from, default_out
 from lstmkit.recipe import add_flags, from_args
+from lstmkit.training import lock
 from lstmkit.training.run_folder import ensure_writable
 
 
@@ -29,6 +30,7 @@ def main(recipe: ExperimentRecipe) -> int:
         context.copy_lengths = lengths if "copy" in tasks else None
     validate_settings(names, context)
     out_dir = ensure_writable(recipe.run.out or default_out("-".join(names)))
-    run_experiments(names, context, out_dir)
+    with lock.holding(out_dir):  # one process writes a report folder at a time
+        run_experiments(names, context, out_dir)
     print(f"results: {out_dir}/report.html")
     return 0

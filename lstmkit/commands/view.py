@@ -6,7 +6,6 @@ units ranked by scores, and a probe for units whose cell follows a feature of th
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from lstmkit.errors import UsageError
@@ -76,14 +75,20 @@ def _write(path: Path, page: str) -> None:
 
 def main(args) -> int:
     from lstmkit.view import load, page_data, probe, render
+    from lstmkit.view.probe import compile_probe
 
+    if args.probe:
+        try:
+            compile_probe(args.probe)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
     if not args.max_mb > 0:
         raise UsageError(f"--max-mb must be > 0, got {args.max_mb}")
     if args.out.is_dir():
         raise UsageError(f"--out {args.out} is a folder; give a file name such as {args.out / 'view.html'}")
     model = load(args.model)
     source = _source(args, model.input_kind)
-    print(f"reading the input through the {model.task} model ...", file=sys.stderr, flush=True)
+    print(f"reading the input through the {model.task} model ...", flush=True)
     shown, traces, prediction = model.view(source)
     hits = []
     if args.probe:

@@ -37,4 +37,11 @@ class LabelSet:
 
     @classmethod
     def from_json(cls, data: dict) -> "LabelSet":
-        return cls(list(data["names"]))
+        """Inverse of `to_json`; ValueError saying what is wrong with `data` (a file's contents)."""
+        names = data.get("names") if isinstance(data, dict) else None
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ValueError('expected {"names": [label strings]}')
+        if len(set(names)) != len(names) or len(names) < 2:
+            raise ValueError(f"expected two or more distinct labels, got {len(names)} names "
+                             f"({len(set(names))} distinct)")
+        return cls(names)

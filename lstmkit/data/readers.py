@@ -37,6 +37,7 @@ import json
 import os
 import re
 import sys
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -146,7 +147,7 @@ def _decoded_lines(path: Path, problems: _Problems, encoding: str = "utf-8"):
                 if number == 1:
                     line = line.removeprefix("\ufeff")  # byte-order mark
                 yield number, line.rstrip("\r\n")
-    except (OSError, EOFError) as error:  # unreadable file, corrupt .gz / .bz2 stream
+    except (OSError, EOFError, zlib.error) as error:  # unreadable file, corrupt .gz / .bz2 stream
         raise UsageError(f"{path}: cannot read ({error})") from None
 
 
@@ -229,6 +230,8 @@ def read_table(path: Path, problems: _Problems, text_column=None, label_column=N
     numbers = [n for n, _ in numbered]
     try:
         header = next(rows)
+    except StopIteration:  # only blank lines
+        raise UsageError(f"{path}: empty file; expected a header line and rows") from None
     except csv.Error as error:
         raise UsageError(f"{path}:{numbers[0]}: unreadable header ({error})") from None
     text_i = _pick_column(text_column, header, TEXT_NAMES, "text", f"{path}:{numbers[0]}")

@@ -58,7 +58,10 @@ def read_series_csv(path: str | Path, columns: list[str], missing: str = "refuse
         raise UsageError(f"CSV file not found: {path}")
     from lstmkit.data.readers import decode_file
 
-    rows = list(csv.reader(io.StringIO(decode_file(path, encoding), newline="")))
+    try:
+        rows = list(csv.reader(io.StringIO(decode_file(path, encoding), newline="")))
+    except csv.Error as error:  # a NUL byte, a field beyond csv's size limit: not a text table
+        raise UsageError(f"{path} is not a readable CSV table ({error})") from None
     if not rows or not any(cell.strip() for cell in rows[0]):
         raise UsageError(f"{path} is empty; expected a header row naming the columns, then one row per time step")
     header = [name.strip() for name in rows[0]]
@@ -186,7 +189,16 @@ class StandardScaler:
 
     @classmethod
     def from_dict(cls, data: dict) -> "StandardScaler":
-        return cls(data["mean"], data["std"])
+        """Inverse of `to_dict`; ValueError saying what is wrong with `data` (a file's contents)."""
+        parts = [data.get(key) if isinstance(data, dict) else None for key in ("mean", "std")]
+        if not all(isinstance(p, list) and p and all(isinstance(v, (int, float))
+                                                     and not isinstance(v, bool) for v in p)
+                   for p in parts) or len(parts[0]) != len(parts[1]):
+            raise ValueError('expected {"mean": [numbers], "std": [numbers]}, one per column')
+        mean, std = (np.asarray(p, dtype=np.float64) for p in parts)
+        if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all()):
+            raise ValueError("the scaler needs finite means and finite standard deviations > 0")
+        return cls(mean, std)
 
 
 def make_windows(scaled: np.ndarray, target_column: int, origins: np.ndarray, window: int, horizon: int):

@@ -87,4 +87,13 @@ class Vocabulary:
 
     @classmethod
     def from_json(cls, data: dict) -> "Vocabulary":
-        return cls(list(data["tokens"]), pad=data.get("pad"), unk=data.get("unk"))
+        """Inverse of `to_json`; ValueError saying what is wrong with `data` (a file's contents)."""
+        tokens = data.get("tokens") if isinstance(data, dict) else None
+        if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+            raise ValueError('expected {"tokens": [strings], "pad": ..., "unk": ...}')
+        if len(set(tokens)) != len(tokens):
+            raise ValueError("a token appears twice in the vocabulary")
+        specials = data.get("pad"), data.get("unk")
+        if not all(special is None or isinstance(special, str) for special in specials):
+            raise ValueError('"pad" and "unk" must be tokens or null')
+        return cls(tokens, pad=specials[0], unk=specials[1])

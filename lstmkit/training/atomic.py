@@ -13,6 +13,8 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
+from lstmkit.errors import UsageError
+
 
 def fsync_file(path: Path) -> None:
     with open(path, "rb") as f:
@@ -32,14 +34,23 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _cannot_write(path: Path, error: OSError) -> UsageError:
+    """A write that failed half way (disk full, folder removed, permissions changed mid-run)."""
+    return UsageError(f"cannot write {path} ({error.strerror or str(error)[:120]}); what was "
+                      f"written there before is kept")
+
+
 def write_file(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
-    """Call `write(temporary_path)`, then move the result to `path` atomically; returns `path`."""
+    """Call `write(temporary_path)`, then move the result to `path` atomically; returns `path`.
+    UsageError when the disk refuses (the old file, if any, stays)."""
     path = Path(path)
     temporary = path.with_name(f".{path.name}.tmp")
     try:
         write(temporary)
         fsync_file(temporary)
         os.replace(temporary, path)
+    except OSError as error:
+        raise _cannot_write(path, error) from None
     finally:
         if temporary.exists():
             temporary.unlink()
@@ -53,8 +64,15 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def replace_dir(final: str | os.PathLike, fill: Callable[[Path], None]) -> Path:
-    """Build a new folder with `fill(folder)` and put it at `final` atomically (module docstring)."""
-    final = Path(final)
+    """Build a new folder with `fill(folder)` and put it at `final` atomically (module docstring).
+    UsageError when the disk refuses (NAME or NAME.old stays complete)."""
+    try:
+        return _replace_dir(Path(final), fill)
+    except OSError as error:
+        raise _cannot_write(Path(final), error) from None
+
+
+def _replace_dir(final: Path, fill: Callable[[Path], None]) -> Path:
     tmp, old = final.with_name(final.name + ".tmp"), final.with_name(final.name + ".old")
     final.parent.mkdir(parents=True, exist_ok=True)
     if tmp.exists():  # left over from a run killed while writing: never complete, safe to drop

@@ -40,6 +40,7 @@ FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 _EXTRA_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]*$")
 _RESERVED = {"config", "model", "trainer"}
+_KIND_NAMES = {str: "text", dict: "a JSON object", list: "a list"}
 
 
 @dataclass
@@ -90,14 +91,20 @@ def save_checkpoint(directory: str | os.PathLike, *, task: str, model_config: di
         if not _EXTRA_NAME.match(name) or name in _RESERVED:
             raise ValueError(f"extra name {name!r}: use letters, digits, '_' or '-', not {_RESERVED}")
 
+    def save_tensors(tensors: dict[str, torch.Tensor], file: Path) -> None:
+        from safetensors import SafetensorError
+        try:
+            st.save_file(_plain_tensors(tensors), str(file))
+        except SafetensorError as error:  # how safetensors reports a full disk
+            raise OSError(str(error)) from None
+        fsync_file(file)
+
     def fill(folder: Path) -> None:
-        st.save_file(_plain_tensors(state_dict), str(folder / "model.safetensors"))
-        fsync_file(folder / "model.safetensors")
+        save_tensors(state_dict, folder / "model.safetensors")
         for name, obj in extras.items():
             _write_json(folder / f"{name}.json", obj)
         if trainer_tensors is not None:
-            st.save_file(_plain_tensors(trainer_tensors), str(folder / "trainer.safetensors"))
-            fsync_file(folder / "trainer.safetensors")
+            save_tensors(trainer_tensors, folder / "trainer.safetensors")
             _write_json(folder / "trainer.json", trainer_json or {})
         from lstmkit import __version__
         # config.json last: a directory with a config.json is complete.
@@ -124,51 +131,86 @@ def run_or_checkpoint_dir(directory: str | os.PathLike) -> Path:
     return path
 
 
+def read_json(file: Path, what: str) -> Any:
+    """The JSON document in `file` (a part of a checkpoint or run folder, described by `what`);
+    UsageError naming the file when it is missing or not JSON."""
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"{file}: missing ({what}); the checkpoint is incomplete") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        reason = error.strerror if isinstance(error, OSError) else \
+            "nested too deeply" if isinstance(error, RecursionError) else str(error)
+        raise UsageError(f"{file}: cannot read {what} ({reason})") from None
+
+
+def _read_tensors(file: Path, device: str, what: str) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file; UsageError naming the file when it is missing or damaged
+    (safetensors raises its own SafetensorError for a bad header or a short file)."""
+    st = _safetensors()
+    from safetensors import SafetensorError
+    if not file.is_file():
+        raise UsageError(f"{file}: missing ({what}); the checkpoint is incomplete")
+    try:
+        return st.load_file(str(file), device=device)
+    except (OSError, ValueError, RuntimeError, SafetensorError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UsageError(f"{file}: damaged, cannot read {what} ({reason[:200]})") from None
+
+
+def _check_finite(tensors: dict[str, torch.Tensor], file: Path) -> None:
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise UsageError(f"{file}: tensor {name!r} holds NaN or infinite values; these weights "
+                             f"cannot predict anything (a diverged run, or a damaged file)")
+
+
 def read_config(directory: str | os.PathLike) -> dict:
-    """config.json of a checkpoint, validated (format, version); raises UsageError if unusable."""
+    """config.json of a checkpoint, validated (format, version, the types of its parts); raises
+    UsageError if unusable."""
     path = resolve_checkpoint_dir(directory)
     if path is None:
         raise UsageError(f"{directory}: no checkpoint here (expected {Path(directory) / 'config.json'})")
     file = path / "config.json"
-    try:
-        config = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise UsageError(f"{file}: not a readable lstmkit checkpoint config ({error})") from None
+    config = read_json(file, "the checkpoint config")
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise UsageError(f"{file}: not an lstmkit checkpoint (no \"format\": \"{FORMAT}\")")
     version = config.get("format_version")
-    if version not in READABLE_VERSIONS:
-        raise UsageError(f"{file}: checkpoint format version {version!r}; this lstmkit reads "
-                         f"versions {', '.join(map(str, READABLE_VERSIONS))}")
+    if isinstance(version, bool) or version not in READABLE_VERSIONS:
+        raise UsageError(f"{file}: checkpoint format version {json.dumps(version)[:20]}; this "
+                         f"lstmkit reads versions {', '.join(map(str, READABLE_VERSIONS))}")
+    for key, kind, default in (("task", str, None), ("model", dict, {}), ("extras", list, []),
+                               ("info", dict, {})):
+        if not isinstance(config.get(key, default), kind):
+            raise UsageError(f"{file}: {key!r} must be {_KIND_NAMES[kind]}, got "
+                             f"{type(config.get(key)).__name__}")
+    bad = [name for name in config.get("extras", [])
+           if not isinstance(name, str) or not _EXTRA_NAME.match(name) or name in _RESERVED]
+    if bad:
+        raise UsageError(f"{file}: {str(bad[0])[:40]!r} is not an extra's name (letters, digits, "
+                         f"'_' or '-')")
     return config
-
-
-def _read_json(file: Path, what: str) -> Any:
-    try:
-        return json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise UsageError(f"{file}: cannot read {what} ({error})") from None
 
 
 def load_checkpoint(directory: str | os.PathLike, *, task: str | None,
                     map_location: str | torch.device = "cpu", trainer: bool = False) -> Checkpoint:
-    """Read a checkpoint; `task` must match the saved task name (None accepts any).
+    """Read a checkpoint and check what can be checked without knowing the model: every file
+    present and readable, the config's parts of the right types, weights finite, and `task` the
+    saved task name (None accepts any).
 
     With trainer=True the optimizer/RNG state of a training run is read too (UsageError if absent).
-    Raises UsageError (one clear line) for a missing, foreign, other-task or other-version checkpoint.
+    Raises UsageError (one line naming the file) for a missing, damaged, foreign, other-task or
+    other-version checkpoint.
     """
-    st = _safetensors()
     config = read_config(directory)
     path = resolve_checkpoint_dir(directory)
-    saved_task = config.get("task")
+    saved_task = config["task"]
     if task is not None and saved_task != task:
-        raise UsageError(f"{path}: checkpoint of task {saved_task!r}, not {task!r}; "
-                         f"use `lstmkit predict {saved_task}` or a {task} checkpoint")
-    try:
-        state_dict = st.load_file(str(path / "model.safetensors"), device=str(map_location))
-    except (OSError, ValueError, RuntimeError) as error:
-        raise UsageError(f"{path / 'model.safetensors'}: cannot read weights ({error})") from None
-    extras = {name: _read_json(path / f"{name}.json", "checkpoint extra")
+        raise UsageError(f"{path}: checkpoint of task {saved_task[:40]!r}, not {task!r}; "
+                         f"give a {task} checkpoint")
+    state_dict = _read_tensors(path / "model.safetensors", str(map_location), "the weights")
+    _check_finite(state_dict, path / "model.safetensors")
+    extras = {name: read_json(path / f"{name}.json", "a checkpoint extra")
               for name in config.get("extras", [])}
     ckpt = Checkpoint(path=path, task=saved_task, model_config=config.get("model", {}),
                       state_dict=state_dict, extras=extras, info=config.get("info", {}),
@@ -177,6 +219,38 @@ def load_checkpoint(directory: str | os.PathLike, *, task: str | None,
         if not (path / "trainer.json").is_file():
             raise UsageError(f"{path}: holds no training state (optimizer, epoch); "
                              f"resume from a run's `last` checkpoint")
-        ckpt.trainer_tensors = st.load_file(str(path / "trainer.safetensors"), device="cpu")
-        ckpt.trainer_json = _read_json(path / "trainer.json", "training state")
+        ckpt.trainer_tensors = _read_tensors(path / "trainer.safetensors", "cpu", "the training state")
+        _check_finite(ckpt.trainer_tensors, path / "trainer.safetensors")
+        ckpt.trainer_json = read_json(path / "trainer.json", "the training state")
+        if not isinstance(ckpt.trainer_json, dict):
+            raise UsageError(f"{path / 'trainer.json'}: the training state must be a JSON object")
     return ckpt
+
+
+def _shape(tensor: torch.Tensor) -> str:
+    return "(" + ", ".join(map(str, tensor.shape)) + ")"
+
+
+def load_weights(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], file: Path,
+                 settings: str) -> None:
+    """Load `state_dict` (read from `file`) into `model`, after `check_fits`."""
+    check_fits(model, state_dict, file, settings)
+    model.load_state_dict(state_dict)
+
+
+def check_fits(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], file: Path,
+               settings: str) -> None:
+    """UsageError naming the first tensor of `state_dict` (read from `file`) that is missing,
+    unexpected or not of the shape `model` (built from `settings`) has."""
+    expected = model.state_dict()
+    missing = [name for name in expected if name not in state_dict]
+    unexpected = [name for name in state_dict if name not in expected]
+    if missing or unexpected:
+        parts = ([f"lacks {', '.join(missing[:3])}"] if missing else []) + \
+                ([f"has unexpected {', '.join(name[:40] for name in unexpected[:3])}"]
+                 if unexpected else [])
+        raise UsageError(f"{file}: the weights do not fit {settings}: it {' and '.join(parts)}")
+    for name, tensor in expected.items():
+        if state_dict[name].shape != tensor.shape:
+            raise UsageError(f"{file}: tensor {name!r} has shape {_shape(state_dict[name])}, but "
+                             f"{settings} give {_shape(tensor)}")

@@ -36,10 +36,11 @@ import torch
 from torch import nn
 
 from lstmkit.errors import UsageError
-from lstmkit.training import atomic, distributed, run_folder
+from lstmkit.training import atomic, distributed, lock, run_folder
 from lstmkit.training import checkpoint as ckpt
 from lstmkit.training.budget import Budget, Pace, Timekeeper
 from lstmkit.training.config import TrainConfig, seed_everything, select_device, validate
+from lstmkit.training.divergence import DivergenceGuard, TrainingDiverged
 from lstmkit.training.progress import progress
 from lstmkit.training.resume import RunState, restore, save_last
 from lstmkit.training.schedule import factor_of, make_optimizer, make_schedule, set_step
@@ -151,6 +152,7 @@ class _Trainer:
         self.move = spec.move_batch or move_to_device
         self.out = Path(config.out) if config.out is not None else None
         self.run, self.best_state = RunState(), None
+        self.guard = DivergenceGuard()
         if self.out is not None:
             has_run = ckpt.resolve_checkpoint_dir(self.out / "last") is not None
             run_folder.prepare(self.out, config.resume, config.overwrite, has_run, self.info)
@@ -159,11 +161,13 @@ class _Trainer:
                 for name, text in spec.run_files.items():
                     atomic.write_text(self.out / name, text)
             if config.resume:
-                self.run = restore(self.out, spec, self.model, self.optimizer, self.schedule,
-                                   self.scaler, self.device)
+                self.run = restore(self.out, spec, config, self.model, self.optimizer,
+                                   self.schedule, self.scaler, self.device)
                 best = ckpt.resolve_checkpoint_dir(self.out / "best")
                 if best is not None:
                     self.best_state = ckpt.load_checkpoint(best, task=spec.task).state_dict
+                    ckpt.check_fits(self.model, self.best_state, best / "model.safetensors",
+                                    "this run's settings")
         self.train_model = nn.parallel.DistributedDataParallel(self.model) if self.info.enabled \
             else self.model
         self.has_validation = spec.evaluate is not None or spec.valid_batches is not None
@@ -175,7 +179,7 @@ class _Trainer:
     def train_epoch(self, epoch: int) -> tuple[dict, float, float, int]:
         """One pass over the training batches (cut short by the time budget): (mean metrics, lr,
         seconds, items)."""
-        config, spec = self.config, self.spec
+        config = self.config
         self.model.train()
         averages, state, started = _Averages(), None, time.perf_counter()
         batches = self._epoch_batches(epoch)
@@ -192,6 +196,7 @@ class _Trainer:
             self.run.step += 1
             self.clock.batch_done(time.perf_counter() - batch_started, out.size)
             self._announce(epoch, batches, averages, i + 1)
+            self._stop_if_diverged(self.guard.observe(out.loss), epoch, lr)
             if show and hasattr(bar, "set_postfix") and (i % 20 == 0):
                 seconds = time.perf_counter() - started
                 bar.set_postfix(loss=f"{averages.means()['loss']:.4f}",
@@ -205,9 +210,7 @@ class _Trainer:
         metrics = averages.means()
         if averages.count == 0:
             raise UsageError(f"epoch {epoch + 1}: no training batches (empty training data?)")
-        if not math.isfinite(metrics["loss"]):
-            raise UsageError(f"epoch {epoch + 1}: the training loss became {metrics['loss']}; "
-                             f"lower --lr or set --clip")
+        self._stop_if_diverged(self.guard.settle(), epoch, lr)
         return metrics, lr, seconds, averages.count
 
     def _epoch_batches(self, epoch: int):
@@ -251,6 +254,18 @@ class _Trainer:
             self.spec.log(f"time budget: epoch {epoch + 1} stops after {done}{total} batches, "
                           f"leaving time to validate and score (--max-minutes "
                           f"{self.budget.minutes:g})")
+    def _stop_if_diverged(self, problem: str | None, epoch: int, lr: float) -> None:
+        """Raise TrainingDiverged for `problem` (see lstmkit.training.divergence), before this
+        epoch writes anything: the checkpoints of the last good epoch stay as they are."""
+        if problem is None:
+            return
+        run = self.run
+        kept = (f"the checkpoints of epoch {run.epochs_done} are kept in {self.out} (best: epoch "
+                f"{run.best_epoch})" if self.out is not None and run.epochs_done
+                else "no checkpoint was written")
+        raise TrainingDiverged(f"training diverged in epoch {epoch + 1} at step {run.step}: "
+                               f"{problem}; {kept}; try a lower --lr (it was {lr:g}) or "
+                               f"gradient clipping (--clip)")
 
     def validate(self) -> dict:
         """The validation metrics (timed: the budget's reserve and estimates use the speed)."""
@@ -299,8 +314,8 @@ class _Trainer:
             if improved:  # best before last: a kill in between leaves both readable
                 ckpt.save_checkpoint(self.out / "best", task=spec.task, model_config=spec.model_config,
                                      state_dict=self.best_state, extras=spec.extras, info=info_json)
-            save_last(self.out, spec, self.model, self.optimizer, self.schedule, self.scaler, run,
-                      info_json)
+            save_last(self.out, spec, self.config, self.model, self.optimizer, self.schedule,
+                      self.scaler, run, info_json)
             atomic.write_text(self.out / "metrics.jsonl", "".join(json.dumps(r) + "\n"
                                                                   for r in run.history))
         if self.info.is_main and spec.log is not None:
@@ -335,19 +350,22 @@ class _Trainer:
 
 
 def fit(spec: TrainSpec, config: TrainConfig) -> TrainResult:
-    """Train `spec.model` as `config` says; see the module docstring. Returns a TrainResult."""
-    trainer = _Trainer(spec, config)
-    if spec.score_start and trainer.has_validation and trainer.run.epochs_done == 0:
-        trainer.score_start()
-    for epoch in range(trainer.run.epochs_done, config.epochs):
-        if trainer.run.stopped_early or trainer.stopped_by_budget:
-            break
-        if trainer.budget.limited and trainer.run.step > 0 and \
-                distributed.any_rank(trainer.clock.out_of_time(), trainer.info, trainer.device):
-            trainer.stopped_by_budget = True  # not even part of an epoch fits any more
-            break
-        if spec.on_epoch_start is not None:
-            spec.on_epoch_start(epoch)
-        train_metrics, lr, seconds, items = trainer.train_epoch(epoch)
-        trainer.end_epoch(epoch, train_metrics, trainer.validate(), lr, seconds, items)
-    return trainer.result()
+    """Train `spec.model` as `config` says; see the module docstring. Returns a TrainResult.
+    The run folder is held by this process for the whole run (lstmkit.training.lock)."""
+    out = config.out if distributed.from_environment().is_main else None
+    with lock.holding(run_folder.ensure_writable(out) if out is not None else None):
+        trainer = _Trainer(spec, config)
+        if spec.score_start and trainer.has_validation and trainer.run.epochs_done == 0:
+            trainer.score_start()
+        for epoch in range(trainer.run.epochs_done, config.epochs):
+            if trainer.run.stopped_early or trainer.stopped_by_budget:
+                break
+            if trainer.budget.limited and trainer.run.step > 0 and \
+                    distributed.any_rank(trainer.clock.out_of_time(), trainer.info, trainer.device):
+                trainer.stopped_by_budget = True  # not even part of an epoch fits any more
+                break
+            if spec.on_epoch_start is not None:
+                spec.on_epoch_start(epoch)
+            train_metrics, lr, seconds, items = trainer.train_epoch(epoch)
+            trainer.end_epoch(epoch, train_metrics, trainer.validate(), lr, seconds, items)
+        return trainer.result()

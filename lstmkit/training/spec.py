@@ -50,6 +50,10 @@ class TrainSpec:
     eval_items: int = 0                    # items one validation pass scores (time estimates)
     final_items: int = 0                   # items scored after training (the test set): the
                                            # budget keeps time for them
+    # What else --resume must restore to continue exactly (e.g. a state carried across epochs):
+    # tensors saved in OUT/last, and the function that takes them back (UsageError if unusable).
+    task_state: Callable[[], dict[str, torch.Tensor]] | None = None
+    load_task_state: Callable[[dict[str, torch.Tensor]], None] | None = None
 
 
 @dataclass

@@ -43,15 +43,20 @@ def step_offsets(tokens: list[str], joiner: str) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(lengths)[:-1]]) if len(tokens) else lengths
 
 
+def compile_probe(pattern: str) -> re.Pattern:
+    """The compiled expression; ValueError saying why it does not compile."""
+    try:
+        return re.compile(pattern)
+    except re.error as error:
+        raise ValueError(f"probe {pattern!r} is not a valid regular expression ({error})") from None
+
+
 def regex_features(tokens: list[str], joiner: str, pattern: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """feature name -> (values (T,), mask (T,) of the steps it is defined on).
 
     Raises ValueError for an expression that does not compile or matches no step.
     """
-    try:
-        expression = re.compile(pattern)
-    except re.error as error:
-        raise ValueError(f"probe {pattern!r} is not a valid regular expression ({error})") from None
+    expression = compile_probe(pattern)
     offsets = step_offsets(tokens, joiner)
     steps = len(tokens)
     inside = np.zeros(steps)

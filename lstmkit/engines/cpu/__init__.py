@@ -16,8 +16,6 @@ BackendUnavailable): non-CPU tensors.
 """
 from __future__ import annotations
 
-from typing import Sequence
-
 import torch
 from torch import Tensor
 

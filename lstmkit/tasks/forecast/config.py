@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lstmkit.data.series import MISSING_POLICIES
+from lstmkit.errors import UsageError
 from lstmkit.recipe import at_least, between, option, section
 from lstmkit.training.config import TrainConfig
 
@@ -53,6 +54,13 @@ class ForecastModel:
                            "season (needs --season)", choices=BASELINES)
 
 
+def check_together(model: ForecastModel) -> None:
+    """Settings that only make sense together, refused before the data is read."""
+    if model.baseline == "seasonal" and (model.season < 2 or model.season > model.window):
+        raise UsageError(f"--baseline seasonal needs 2 <= --season <= --window, got season "
+                         f"{model.season}, window {model.window}")
+
+
 @dataclass
 class TrainRecipe:
     data: ForecastData = section(ForecastData)
@@ -60,6 +68,11 @@ class TrainRecipe:
     training: TrainConfig = section(lambda: TrainConfig(
         out=Path("runs/forecast"), epochs=50, batch_size=32, lr=3e-3, lr_schedule="cosine",
         clip=1.0, patience=10), "training")
+
+
+def check_recipe(recipe: TrainRecipe) -> None:
+    """Settings that only make sense together, refused before the run folder or data is touched."""
+    check_together(recipe.model)
 
 
 @dataclass

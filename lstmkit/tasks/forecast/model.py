@@ -8,9 +8,10 @@ from torch import nn
 
 from lstmkit.errors import UsageError
 from lstmkit.nn.layers import LSTM
-from lstmkit.tasks.forecast.config import BASELINES, NAME, ForecastModel, upgrade_v1
-from lstmkit.tasks.saved_model import ModelKind
+from lstmkit.data.series import StandardScaler
+from lstmkit.tasks.forecast.config import BASELINES, NAME, ForecastModel, check_together, upgrade_v1
 from lstmkit.tasks.forecast.export import export_form, from_exported
+from lstmkit.tasks.saved_model import Disagreement, ModelKind, read_extra
 
 
 class Forecaster(nn.Module):
@@ -52,8 +53,24 @@ def build_model(config: ForecastModel, backend: str = "auto") -> Forecaster:
                       config.dropout, config.baseline, config.season, backend)
 
 
+def check_saved(config: ForecastModel, extras: dict) -> None:
+    """The columns and the scaler a checkpoint holds agree."""
+    columns = config.columns
+    if not columns or len(set(columns)) != len(columns) or not all(c.strip() for c in columns):
+        raise Disagreement("config.json", "setting 'columns' must name the target and any features, "
+                           "each once")
+    scaler = read_extra(extras, "scaler", StandardScaler.from_dict)
+    if len(scaler.mean) != len(columns):
+        raise Disagreement("scaler.json", f"{len(scaler.mean)} columns, but config.json names "
+                           f"{len(columns)}")
+    try:
+        check_together(config)
+    except UsageError as error:
+        raise Disagreement("config.json", str(error)) from None
+
+
 MODEL = ModelKind(task=NAME, config=ForecastModel, build=build_model, upgrade_v1=upgrade_v1,
-                  export_form=export_form, from_exported=from_exported)
+                  check=check_saved, export_form=export_form, from_exported=from_exported)
 
 
 def forecast_scaled(model: Forecaster, inputs: np.ndarray, batch_size: int = 512) -> np.ndarray:
@@ -64,6 +81,28 @@ def forecast_scaled(model: Forecaster, inputs: np.ndarray, batch_size: int = 512
         for start in range(0, len(inputs), batch_size):
             outputs.append(model(torch.from_numpy(inputs[start:start + batch_size])).numpy())
     return np.concatenate(outputs).astype(np.float64)  # (N, horizon)
+
+
+def fit_scaler(values: np.ndarray, columns, path: str) -> StandardScaler:
+    """The scaler of the training rows (T, C); refused when a column's mean or spread overflows
+    (values near 1e308 square to infinity), which would scale every value to zero."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        scaler = StandardScaler.fit(values)
+    for name, mean, std, column in zip(columns, scaler.mean, scaler.std, values.T):
+        if not (np.isfinite(mean) and np.isfinite(std)):
+            raise UsageError(f"{path}: column {name!r} holds values too large to scale (up to "
+                             f"{np.abs(column).max():.3g}); divide the column by a power of ten")
+    return scaler
+
+
+def check_scaled(scaled: np.ndarray, columns, path: str, lines: np.ndarray) -> None:
+    """Refuse scaled rows (T, C) that a float32 model cannot take: values so far beyond the
+    training part's range that they overflow float32 (lines: each row's line in the file)."""
+    fits = np.abs(scaled) < np.finfo(np.float32).max  # (T, C); False for NaN too
+    if not fits.all():
+        row, column = map(int, np.argwhere(~fits)[0])
+        raise UsageError(f"{path}:{lines[row]}: column {columns[column]!r} holds a value too far "
+                         f"beyond the training part's range to forecast from")
 
 
 def to_model_space(values: np.ndarray, use_log: bool, path: str) -> np.ndarray:

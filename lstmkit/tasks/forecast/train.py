@@ -28,11 +28,11 @@ from lstmkit.data.series import (Series, StandardScaler, check_enough_rows, fore
 from lstmkit.errors import UsageError
 from lstmkit.recipe import to_json
 from lstmkit.tasks.evaluation import run_recipe_files
-from lstmkit.tasks.forecast.config import NAME, ForecastData, ForecastModel, TrainRecipe
+from lstmkit.tasks.forecast.config import NAME, ForecastData, ForecastModel, TrainRecipe, check_recipe
 from lstmkit.tasks.forecast.metrics import (all_metrics, mase_scale, naive_forecast,
                                             seasonal_naive_forecast)
-from lstmkit.tasks.forecast.model import (build_model, forecast_scaled, to_model_space,
-                                          to_original_units)
+from lstmkit.tasks.forecast.model import (build_model, check_scaled, fit_scaler, forecast_scaled,
+                                          to_model_space, to_original_units)
 from lstmkit.tasks.forecast.plot import plot_forecasts
 from lstmkit.training import StepOutput, TrainSpec, atomic, fit, setup
 
@@ -86,7 +86,9 @@ def prepare(recipe: TrainRecipe, scaler: StandardScaler | None = None) -> Prepar
     if valid_start <= model.season:
         raise UsageError(f"--season {model.season} is longer than the training part ({valid_start} rows)")
     modelled = to_model_space(raw, model.log, str(data.csv))
-    scaler = scaler or StandardScaler.fit(modelled[:valid_start])
+    scaler = scaler or fit_scaler(modelled[:valid_start], model.columns, str(data.csv))
+    scaled = scaler.transform(modelled)  # (T, C)
+    check_scaled(scaled, model.columns, str(data.csv), series.line_numbers)
     parts = {"train": (0, valid_start), "valid": (valid_start, test_start), "test": (test_start, end)}
     origins = {name: forecast_origins(a, b, model.window, model.horizon) for name, (a, b) in parts.items()}
     skipped = {}
@@ -97,15 +99,8 @@ def prepare(recipe: TrainRecipe, scaler: StandardScaler | None = None) -> Prepar
             if len(origins[name]) == 0:
                 raise UsageError(f"{data.csv}: every {name} forecast has a filled-in target "
                                  f"(--missing interpolate); use a series with fewer gaps")
-    return Prepared(series, raw, scaler.transform(modelled), scaler, origins, valid_start,
+    return Prepared(series, raw, scaled, scaler, origins, valid_start,
                     test_start, skipped)
-
-
-def _check(model: ForecastModel) -> None:
-    """Settings that only make sense together, refused before the data is read."""
-    if model.baseline == "seasonal" and (model.season < 2 or model.season > model.window):
-        raise UsageError(f"--baseline seasonal needs 2 <= --season <= --window, got season "
-                         f"{model.season}, window {model.window}")
 
 
 def _step(model, batch, state):
@@ -168,7 +163,7 @@ def _say_imputed(series: Series) -> None:
 def main(recipe: TrainRecipe) -> int:
     recipe = with_columns(recipe)
     data, model_config, config = recipe.data, recipe.model, recipe.training
-    _check(model_config)
+    check_recipe(recipe)
     setup(config)  # seeds before the model is built
     prepared = prepare(recipe)
     _say_imputed(prepared.series)

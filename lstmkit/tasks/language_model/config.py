@@ -5,7 +5,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lstmkit.data.vocabulary import UNK
-from lstmkit.recipe import above, at_least, between, option, section
+from lstmkit.errors import UsageError
+from lstmkit.recipe import at_least, between, option, section
 from lstmkit.training.config import TrainConfig
 
 NAME = "lm"
@@ -27,7 +28,7 @@ class LMData:
 @dataclass
 class LMModel:
     """What a checkpoint needs to rebuild the model and read its text."""
-    vocab_size: int = option(0, flag=False)   # from the training text
+    vocab_size: int = option(0, flag=False, check=at_least(1))   # from the training text
     level: str = option("char", "tokens: characters, or words with <eos> at each line end",
                         choices=LEVELS)
     embedding_dim: int | None = option(None, "token embedding size", aliases=("--embed-size",),
@@ -60,6 +61,12 @@ class TrainRecipe:
     training: TrainConfig = section(lambda: TrainConfig(
         out=Path("runs/lm"), epochs=10, batch_size=32, lr=2e-3, clip=1.0, lr_schedule="plateau"),
         "training")
+
+
+def check_recipe(recipe: TrainRecipe) -> None:
+    """Settings that only make sense together, refused before the run folder or data is touched."""
+    if recipe.model.softmax == "adaptive" and recipe.model.level != "word":
+        raise UsageError("--softmax adaptive is for word level (it needs ids sorted by frequency)")
 
 
 @dataclass

@@ -9,8 +9,9 @@ from torch import nn
 from lstmkit.errors import UsageError
 from lstmkit.nn.layers import LSTM
 from lstmkit.tasks.language_model.config import NAME, LMModel, upgrade_v1
-from lstmkit.tasks.saved_model import ModelKind
-from lstmkit.tasks.language_model.export import export_form, ExportedLanguageModel
+from lstmkit.data.vocabulary import Vocabulary
+from lstmkit.tasks.language_model.export import ExportedLanguageModel, export_form
+from lstmkit.tasks.saved_model import Disagreement, ModelKind, agree, read_extra
 
 
 class LanguageModel(nn.Module):
@@ -87,8 +88,16 @@ def build_model(config: LMModel, backend: str = "auto") -> LanguageModel:
                          tuple(config.cutoffs), backend)
 
 
+def check_saved(config: LMModel, extras: dict) -> None:
+    """The vocabulary a checkpoint holds agrees with its config."""
+    vocab = read_extra(extras, "vocab", Vocabulary.from_json)
+    agree(len(vocab), config.vocab_size, "vocab.json", "tokens", "vocab_size")
+    if config.embedding_dim is None:
+        raise Disagreement("config.json", "setting 'embedding_dim' must be a whole number, got null")
+
+
 MODEL = ModelKind(task=NAME, config=LMModel, build=build_model, upgrade_v1=upgrade_v1,
-                  export_form=export_form, from_exported=ExportedLanguageModel)
+                  check=check_saved, export_form=export_form, from_exported=ExportedLanguageModel)
 
 
 def describe_loss(nats: float, level: str) -> str:

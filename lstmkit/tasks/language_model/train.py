@@ -20,7 +20,7 @@ from lstmkit.data.vocabulary import UNK, Vocabulary
 from lstmkit.errors import UsageError
 from lstmkit.recipe import to_json
 from lstmkit.tasks.evaluation import run_recipe_files
-from lstmkit.tasks.language_model.config import NAME, LMData, TrainRecipe
+from lstmkit.tasks.language_model.config import NAME, LMData, TrainRecipe, check_recipe
 from lstmkit.tasks.language_model.model import MODEL, build_model, describe_loss
 from lstmkit.tasks.saved_model import load_model
 from lstmkit.training import (StepOutput, TrainSpec, atomic, detach_state, evaluate_batches, fit,
@@ -65,6 +65,8 @@ class StatefulChunks:
 
     The loop restarts `state` as None at each epoch; when an epoch is a slice of the text, the
     slice continues the previous one, so `step` picks the carried state up again (`continues`).
+    The carried state is part of the run: `saved` and `restore` keep it in OUT/last, so --resume
+    continues the text with the memory the uninterrupted run would have had.
     """
 
     def __init__(self, streams: torch.Tensor, bptt: int, per_epoch: int):
@@ -74,6 +76,19 @@ class StatefulChunks:
 
     def epoch(self, epoch: int) -> "_Epoch":
         return _Epoch(self, epoch)
+
+    def saved(self) -> dict[str, torch.Tensor]:
+        return {} if self.carried is None else {"h": self.carried[0], "c": self.carried[1]}
+
+    def restore(self, tensors: dict[str, torch.Tensor], shape: tuple[int, ...]) -> None:
+        """The carried state from `saved`'s tensors, each (layers, streams, hidden) = `shape`."""
+        if not tensors:
+            self.carried = None
+            return
+        if set(tensors) != {"h", "c"} or any(tuple(t.shape) != shape for t in tensors.values()):
+            raise UsageError(f"the carried LSTM state in the checkpoint is not (h, c) of shape "
+                             f"{shape}; resume with the run's own settings")
+        self.carried = (tensors["h"], tensors["c"])
 
     def step(self, model, batch, state):
         inputs, targets, continues = batch  # (B, T), (B, T), bool
@@ -123,8 +138,7 @@ def _eval_step(model, batch, state):
 
 def main(recipe: TrainRecipe) -> int:
     model_config, options, config = recipe.model, recipe.lm, recipe.training
-    if model_config.softmax == "adaptive" and model_config.level != "word":
-        raise UsageError("--softmax adaptive is for word level (it needs ids sorted by frequency)")
+    check_recipe(recipe)
     setup(config)
     started, budget = time.monotonic(), Budget.start(config.max_minutes)
     vocab, train_ids, valid_ids, test_ids = _load_corpus(recipe.data, model_config.level)
@@ -135,13 +149,14 @@ def main(recipe: TrainRecipe) -> int:
         embedding_dim=model_config.embedding_dim or (64 if model_config.level == "char"
                                                      else model_config.hidden_size))
     model = build_model(model_config, config.backend)
-    chunks = StatefulChunks(batchify(train_ids, config.batch_size), options.bptt,
-                            options.chunks_per_epoch)
+    streams = batchify(train_ids, config.batch_size)  # (B, N / B)
+    chunks = StatefulChunks(streams, options.bptt, options.chunks_per_epoch)
     epoch_starts: list[float] = []
     print(f"{model_config.level} LM: {len(vocab)} tokens in vocabulary, {train_ids.numel():,} "
           f"training tokens, {valid_ids.numel():,} validation; "
           f"{sum(p.numel() for p in model.parameters()):,} parameters; "
           f"{len(chunks.chunks)} chunks of {config.batch_size}x{options.bptt} per pass", flush=True)
+    state_shape = (model_config.num_layers, streams.size(0), model_config.hidden_size)
     spec = TrainSpec(task=NAME, model=model, model_config=to_json(model_config), step=chunks.step,
                      train_batches=chunks.epoch,
                      valid_batches=_eval_chunks(valid_ids, config.batch_size, options.bptt),
@@ -149,7 +164,9 @@ def main(recipe: TrainRecipe) -> int:
                      extras={"vocab": vocab.to_json()}, budget=budget,
                      run_files=run_recipe_files(recipe),
                      eval_items=valid_ids.numel(),
-                     final_items=test_ids.numel() if test_ids is not None else 0)
+                     final_items=test_ids.numel() if test_ids is not None else 0,
+                     task_state=chunks.saved,
+                     load_task_state=lambda tensors: chunks.restore(tensors, state_shape))
     result = fit(spec, config)
     if result.stopped_by_budget:
         print(f"stopped: --max-minutes {config.max_minutes:g} reached", flush=True)
@@ -161,8 +178,9 @@ def _finish(recipe: TrainRecipe, test_ids, epoch_starts, started) -> int:
     out, config, level = recipe.training.out, recipe.training, recipe.model.level
     history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()
                if line.strip()]
-    ends = epoch_starts[1:] + [time.monotonic()]
-    curve = [{"epoch": r["epoch"], "minutes": round((end - started) / 60, 3),
+    # The epochs this process ran are the last ones; those before a --resume have no wall time here.
+    ends = [None] * (len(history) - len(epoch_starts)) + epoch_starts[1:] + [time.monotonic()]
+    curve = [{"epoch": r["epoch"], "minutes": None if end is None else round((end - started) / 60, 3),
               "train_loss": r.get("train_loss"), "valid_loss": r.get("valid_loss"), "lr": r.get("lr")}
              for r, end in zip(history, ends)]
     best = load_model(out / "best", MODEL)

@@ -15,7 +15,7 @@ evaluate.py     logits, accuracy and F1, the bag's and the baseline's scores, th
 baseline.py     bag-of-words tf-idf logistic regression (scikit-learn)
 predict.py      the prediction command
 """
-from lstmkit.tasks.sentiment.config import NAME, PredictRecipe, TrainRecipe
+from lstmkit.tasks.sentiment.config import NAME, PredictRecipe, TrainRecipe, check_recipe
 from lstmkit.tasks.sentiment.evaluate import evaluate_main
 from lstmkit.tasks.sentiment.model import MODEL
 from lstmkit.tasks.sentiment.predict import main as predict_main
@@ -23,5 +23,5 @@ from lstmkit.tasks.sentiment.train import main as train_main
 
 HELP = "classify texts (e.g. reviews as positive/negative) with an embedding + (bi)LSTM model"
 
-__all__ = ["NAME", "HELP", "MODEL", "TrainRecipe", "PredictRecipe", "train_main", "predict_main",
-           "evaluate_main"]
+__all__ = ["NAME", "HELP", "MODEL", "TrainRecipe", "PredictRecipe", "check_recipe", "train_main",
+           "predict_main", "evaluate_main"]

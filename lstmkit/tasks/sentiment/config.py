@@ -6,6 +6,7 @@ from pathlib import Path
 
 from lstmkit.data.readers import FORMATS
 from lstmkit.data.vocabulary import PAD, UNK
+from lstmkit.errors import UsageError
 from lstmkit.recipe import above, at_least, between, option, section
 from lstmkit.training.config import TrainConfig, backend_names
 
@@ -42,8 +43,8 @@ class SentimentData:
 @dataclass
 class SentimentModel:
     """What a checkpoint needs to rebuild the classifier and read its texts."""
-    vocab_size: int = option(0, flag=False)       # from the training texts
-    num_classes: int = option(0, flag=False)      # from the training labels
+    vocab_size: int = option(0, flag=False, check=at_least(2))   # from the training texts
+    num_classes: int = option(0, flag=False, check=at_least(2))  # from the training labels
     embedding_dim: int = option(128, "word embedding size", check=at_least(1))
     hidden_size: int = option(128, "LSTM units per direction", check=at_least(1))
     num_layers: int = option(1, "stacked LSTM layers", aliases=("--layers",), check=at_least(1))
@@ -112,6 +113,15 @@ class TrainRecipe:
     training: TrainConfig = section(lambda: TrainConfig(
         out=Path("runs/sentiment"), epochs=8, lr=2e-3, batch_size=32, clip=5.0, patience=3),
         "training")
+
+
+def check_recipe(recipe: TrainRecipe) -> None:
+    """Settings that only make sense together, refused before the run folder or data is touched."""
+    if recipe.transfer.pretrain_label_map and recipe.transfer.pretrain_on is None:
+        raise UsageError("--pretrain-label-map needs --pretrain-on FILE")
+    if recipe.data.unlabelled is not None and not recipe.pretraining.pretrain_epochs:
+        raise UsageError("--unlabelled texts are for the language-model pretraining: add "
+                         "--pretrain-epochs N (e.g. 1)")
 
 
 @dataclass

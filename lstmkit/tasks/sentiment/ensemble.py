@@ -28,7 +28,8 @@ from torch import nn
 from lstmkit.errors import UsageError
 from lstmkit import training
 from lstmkit.training import TrainConfig, TrainResult, TrainSpec, distributed
-from lstmkit.training.checkpoint import load_checkpoint, resolve_checkpoint_dir, save_checkpoint
+from lstmkit.training.checkpoint import (load_checkpoint, load_weights, resolve_checkpoint_dir,
+                                         save_checkpoint)
 from lstmkit.training.run_folder import start_over
 
 MEMBERS = "members"
@@ -54,7 +55,8 @@ def shared_start(model: nn.Module, out: Path | None, config: TrainConfig, task: 
         if resolve_checkpoint_dir(start) is None:
             raise UsageError(f"--resume: {out} holds no ensemble (no {start}); resume it without "
                              f"--ensemble, or start over with --overwrite")
-        model.load_state_dict(load_checkpoint(start, task=task).state_dict)
+        saved = load_checkpoint(start, task=task)
+        load_weights(model, saved.state_dict, saved.path / "model.safetensors", "this run's settings")
         return
     info = distributed.from_environment()
     if info.is_main:

@@ -24,7 +24,9 @@ import torch
 from torch import nn
 
 import lstmkit
-from lstmkit.tasks.saved_model import ModelKind
+from lstmkit.data.labels import LabelSet
+from lstmkit.data.vocabulary import Vocabulary
+from lstmkit.tasks.saved_model import Disagreement, ModelKind, agree, read_extra
 from lstmkit.tasks.sentiment.bag import bag_logits
 from lstmkit.tasks.sentiment.config import NAME, POOLINGS, SentimentModel, upgrade_v1
 from lstmkit.tasks.sentiment.export import export_form, from_exported
@@ -142,5 +144,15 @@ def build_model(config: SentimentModel, backend: str = "auto") -> nn.Module:
     return SentimentEnsemble([build_classifier(config, backend) for _ in range(config.ensemble)])
 
 
+def check_saved(config: SentimentModel, extras: dict) -> None:
+    """The vocabulary and labels a checkpoint holds agree with its config."""
+    vocab = read_extra(extras, "vocab", Vocabulary.from_json)
+    agree(len(vocab), config.vocab_size, "vocab.json", "tokens", "vocab_size")
+    if vocab.pad_index != PAD_ID:
+        raise Disagreement("vocab.json", f"the padding token must come first (id {PAD_ID})")
+    labels = read_extra(extras, "labels", LabelSet.from_json)
+    agree(len(labels), config.num_classes, "labels.json", "labels", "num_classes")
+
+
 MODEL = ModelKind(task=NAME, config=SentimentModel, build=build_model, upgrade_v1=upgrade_v1,
-                  export_form=export_form, from_exported=from_exported)
+                  check=check_saved, export_form=export_form, from_exported=from_exported)

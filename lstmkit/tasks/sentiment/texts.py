@@ -89,8 +89,6 @@ def _transfer_data(transfer: Transfer, data: SentimentData,
                    labels: LabelSet) -> tuple[list[Example], dict[str, int]]:
     """The --pretrain-on examples and how their labels read as training classes (none without it)."""
     if transfer.pretrain_on is None:
-        if transfer.pretrain_label_map:
-            raise UsageError("--pretrain-label-map needs --pretrain-on FILE")
         return [], {}
     examples = read_labelled(transfer.pretrain_on, data, detect=True)
     return examples, label_map(transfer.pretrain_label_map, (e.label for e in examples), labels,

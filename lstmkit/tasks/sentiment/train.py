@@ -23,7 +23,7 @@ from lstmkit.recipe import to_json
 from lstmkit.tasks.evaluation import run_recipe_files, write_run_recipe
 from lstmkit.tasks.sentiment import ensemble
 from lstmkit.tasks.sentiment.bag import fit_bag
-from lstmkit.tasks.sentiment.config import NAME, SentimentModel, TrainRecipe
+from lstmkit.tasks.sentiment.config import NAME, SentimentModel, TrainRecipe, check_recipe
 from lstmkit.tasks.sentiment.evaluate import (baseline_scores, predict_logits, print_report,
                                               scores, test_report)
 from lstmkit.tasks.sentiment.model import SentimentEnsemble, build_classifier
@@ -32,6 +32,7 @@ from lstmkit.tasks.sentiment.pretraining import (classifier_step, pretrain_langu
 from lstmkit.tasks.sentiment.texts import Texts, read_and_encode
 from lstmkit.training import TrainSpec, atomic, distributed, make_optimizer, setup
 from lstmkit.training.budget import Budget
+from lstmkit.training.checkpoint import read_json
 
 
 def _optimizer(model, config, ngram_weight_decay: float) -> torch.optim.Optimizer:
@@ -55,19 +56,20 @@ def _model_name(model: SentimentModel, recipe: TrainRecipe, pretrained: bool, tr
             + (f", ensemble of {model.ensemble}" if model.ensemble > 1 else ""))
 
 
-def _check(recipe: TrainRecipe) -> None:
-    """Settings that only make sense together, refused before any data is read."""
-    if recipe.data.unlabelled is not None and not recipe.pretraining.pretrain_epochs:
-        raise UsageError("--unlabelled texts are for the language-model pretraining: add "
-                         "--pretrain-epochs N (e.g. 1)")
+PHASES = "phases.json"  # in the run folder: the summaries of pretraining and transfer, for --resume
 
 
 def _start_from_more_data(model, recipe: TrainRecipe, texts: Texts, budget: Budget) -> dict:
-    """Language-model pretraining and transfer, as asked (not when resuming: the checkpoint holds
-    the fine-tuned weights), each with an equal share of the time left to it and the fine-tuning;
-    their summaries for the report."""
+    """Language-model pretraining and transfer, as asked, each with an equal share of the time
+    left to it and the fine-tuning; their summaries for the report, kept in OUT/phases.json. Not
+    when resuming: the checkpoints hold the fine-tuned weights, and the summaries are read back, so
+    the resumed run reports what the uninterrupted one would."""
     config, phases = recipe.training, {}
+    saved = config.out / PHASES if config.out is not None else None
     if config.resume:
+        phases = read_json(saved, "the pretraining summaries") if saved and saved.is_file() else {}
+        if not isinstance(phases, dict):
+            raise UsageError(f"{saved}: expected the pretraining summaries as a JSON object")
         return phases
     pre, transfer = recipe.pretraining, recipe.transfer
     parts = 1 + bool(pre.pretrain_epochs) + bool(texts.transfer.sequences)
@@ -83,6 +85,8 @@ def _start_from_more_data(model, recipe: TrainRecipe, texts: Texts, budget: Budg
             transfer.pretrain_on_epochs, transfer.pretrain_on_batch_size, str(transfer.pretrain_on),
             budget.share(parts))
         model.cpu()
+    if saved is not None and distributed.from_environment().is_main:
+        atomic.write_text(saved, json.dumps(phases) + "\n")  # also replaces an older run's
     return phases
 
 
@@ -190,7 +194,7 @@ def _report(recipe, texts, model_config, phases, bag, results, valid_scores) -> 
 
 
 def main(recipe: TrainRecipe) -> int:
-    _check(recipe)
+    check_recipe(recipe)
     config = recipe.training
     budget = Budget.start(config.max_minutes)
     device = setup(config)
@@ -203,7 +207,7 @@ def main(recipe: TrainRecipe) -> int:
     print(f"{len(texts.train.labels)} train / {len(texts.valid.labels)} valid"
           f"{f' / {len(texts.test.labels)} test' if texts.test else ''} texts; "
           f"{len(texts.vocab)} words in the vocabulary; labels {texts.labels.names}; device {device}",
-          file=sys.stderr)
+          flush=True)
     baseline = _baseline_first(recipe, texts)
     model = build_classifier(model_config, config.backend)
     offsets, bag = _fit_bag(model, texts, config.seed)

@@ -26,11 +26,11 @@ class MnistModel:
     """What a checkpoint needs to rebuild the classifier and read its images."""
     mode: str = option("rows", "rows: 28 steps of 28 pixels; pixels: 784 steps; permuted: 784 in a "
                        "fixed random order drawn from --seed", choices=MODES)
-    input_size: int = option(0, flag=False)   # pixels per step, from the mode
+    input_size: int = option(0, flag=False, check=at_least(1))   # pixels per step, from the mode
     hidden_size: int = option(128, "LSTM units", check=at_least(1))
     num_layers: int = option(1, "stacked LSTM layers", check=at_least(1))
     dropout: float = option(0.0, "dropout between LSTM layers", check=between(0, 1, high_open=True))
-    steps: int = option(0, flag=False)        # sequence length, from the mode
+    steps: int = option(0, flag=False, check=at_least(1))        # sequence length, from the mode
 
 
 @dataclass

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from lstmkit.nn.layers import LSTM
-from lstmkit.tasks.saved_model import ModelKind
+from lstmkit.tasks.saved_model import Disagreement, ModelKind, read_extra
 from lstmkit.tasks.seqmnist.config import NAME, MnistModel, upgrade_v1
 from lstmkit.tasks.seqmnist.export import export_form
 
@@ -32,8 +32,29 @@ def build_model(config: MnistModel, backend: str = "auto") -> SequenceClassifier
                               config.dropout, backend)
 
 
+def _permutation(data) -> list[int]:
+    if not isinstance(data, list) or not all(isinstance(i, int) and not isinstance(i, bool)
+                                             for i in data):
+        raise ValueError("expected a list of pixel positions")
+    if sorted(data) != list(range(len(data))):
+        raise ValueError("the pixel order must hold every position 0..N-1 once")
+    return data
+
+
+def check_saved(config: MnistModel, extras: dict) -> None:
+    """A permuted model holds the pixel order it was trained with, one position per step."""
+    if config.mode == "permuted":
+        order = read_extra(extras, "permutation", _permutation)
+        if len(order) != config.steps * config.input_size:
+            raise Disagreement("permutation.json", f"{len(order)} positions, but config.json "
+                               f"says {config.steps} steps of {config.input_size}")
+    elif config.mode == "pixels" and config.input_size != 1:
+        raise Disagreement("config.json", f"mode pixels reads one pixel a step, but "
+                           f"input_size is {config.input_size}")
+
+
 MODEL = ModelKind(task=NAME, config=MnistModel, build=build_model, upgrade_v1=upgrade_v1,
-                  export_form=export_form)
+                  check=check_saved, export_form=export_form)
 
 
 def accuracy(model: nn.Module, sequences: torch.Tensor, labels: torch.Tensor, batch_size: int = 1000) -> float:
