@@ -160,7 +160,7 @@ def test_torch_compile_with_inductor():
     net = model("layer_norm").train()
     eager = outputs_and_grads(net, X)
     for k, (a, b) in enumerate(zip(outputs_and_grads(torch.compile(net), X), eager)):
-        assert_close(a, b, 1e-5, f"result {k}")
+        assert_close(a, b, 1e-4, f"result {k}")  # inductor's fused kernels sum in another order
 
 
 # ---------------------------------------------------------------------------------------------

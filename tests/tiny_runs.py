@@ -106,8 +106,8 @@ def without_timing(value):
 
 
 def run_results(out: Path) -> dict:
-    """What a finished run left in `out`: every checkpoint's tensors (bytes), metrics.jsonl and the
-    task's report files, without wall-clock entries."""
+    """What a finished run left in `out`: every checkpoint's tensors (bytes), metrics.jsonl, the
+    task's report files and its settings (recipe.json), without wall-clock entries."""
     results = {}
     for file in sorted(out.rglob("*.safetensors")):
         tensors = safetensors.torch.load_file(str(file))
@@ -116,6 +116,9 @@ def run_results(out: Path) -> dict:
         text = file.read_text()
         records = [json.loads(line) for line in text.splitlines() if line.strip()] \
             if file.suffix == ".jsonl" else json.loads(text)
+        if file.name == "recipe.json":  # the command's settings: where the run lives and how it
+            for key in ("out", "resume", "overwrite"):  # was started are not results
+                records.get("training", {}).pop(key, None)
         results[str(file.relative_to(out))] = without_timing(records)
     return results
 

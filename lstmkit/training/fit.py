@@ -156,10 +156,6 @@ class _Trainer:
         if self.out is not None:
             has_run = ckpt.resolve_checkpoint_dir(self.out / "last") is not None
             run_folder.prepare(self.out, config.resume, config.overwrite, has_run, self.info)
-            if self.info.is_main and spec.run_files:
-                self.out.mkdir(parents=True, exist_ok=True)
-                for name, text in spec.run_files.items():
-                    atomic.write_text(self.out / name, text)
             if config.resume:
                 self.run = restore(self.out, spec, config, self.model, self.optimizer,
                                    self.schedule, self.scaler, self.device)
@@ -168,6 +164,10 @@ class _Trainer:
                     self.best_state = ckpt.load_checkpoint(best, task=spec.task).state_dict
                     ckpt.check_fits(self.model, self.best_state, best / "model.safetensors",
                                     "this run's settings")
+            if self.info.is_main and spec.run_files:  # once the checks above let the run start
+                self.out.mkdir(parents=True, exist_ok=True)
+                for name, text in spec.run_files.items():
+                    atomic.write_text(self.out / name, text)
         self.train_model = nn.parallel.DistributedDataParallel(self.model) if self.info.enabled \
             else self.model
         self.has_validation = spec.evaluate is not None or spec.valid_batches is not None
@@ -206,11 +206,11 @@ class _Trainer:
                 self._stop_for_time(epoch, i + 1, batches)
                 break
         seconds = time.perf_counter() - started
-        self._announce(epoch, batches, averages, None)
         metrics = averages.means()
         if averages.count == 0:
             raise UsageError(f"epoch {epoch + 1}: no training batches (empty training data?)")
         self._stop_if_diverged(self.guard.settle(), epoch, lr)
+        self._announce(epoch, batches, averages, None)
         return metrics, lr, seconds, averages.count
 
     def _epoch_batches(self, epoch: int):
@@ -243,7 +243,11 @@ class _Trainer:
         if clock.announced or (done is not None and (total is None or not clock.ready_to_announce())):
             return
         per_epoch = averages.count if done is None else round(averages.count / done * total)
-        line = clock.announce(self.config.epochs - epoch - (done is None), per_epoch)
+        epochs_left = self.config.epochs - epoch - (done is None)
+        if epochs_left == 0:  # the phase is over: nothing left to expect
+            clock.announced = True
+            return
+        line = clock.announce(epochs_left, per_epoch)
         if self.info.is_main and self.spec.log is not None:
             self.spec.log(line)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -14,8 +13,10 @@ from torch import nn
 from lstmkit.training.budget import Budget, Pace
 
 
-def log_to_stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+def log_line(line: str) -> None:
+    """The run's own account (epoch summaries, the expected time) is its output: standard output.
+    Standard error keeps warnings, refusals and the progress bar."""
+    print(line, flush=True)
 
 
 @dataclass
@@ -41,7 +42,7 @@ class TrainSpec:
     extras: dict = field(default_factory=dict)  # JSON files saved beside the weights
     move_batch: Callable[[Any, torch.device], Any] | None = None  # default: move_to_device
     make_optimizer: Callable[[nn.Module, Any], torch.optim.Optimizer] | None = None  # (model, config)
-    log: Callable[[str], None] | None = log_to_stderr  # one line per epoch; None: quiet
+    log: Callable[[str], None] | None = log_line  # one line per epoch; None: quiet
     budget: Budget | None = None           # the command's --max-minutes (default: from the config)
     score_start: bool = False              # validate before training: the starting weights (a
                                            # fitted part alone) compete for `best` too

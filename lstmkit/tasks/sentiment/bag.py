@@ -33,28 +33,32 @@ _PRIME_A, _PRIME_B = 1_000_003, 7
 
 
 def bucket_ids(ids: torch.Tensor, lengths: torch.Tensor, buckets: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Hashed uni- and bigrams of right-padded ids (B, T): (buckets (B, 2T-1), valid (B, 2T-1))."""
+    """Hashed uni- and bigrams of right-padded ids (B, T): (buckets (B, 2T), valid (B, 2T)); the
+    bigram at t is (t, t+1). Written with rolls, not slices, so no size T-1 appears and
+    torch.export needs no guard on the length."""
     B, T = ids.shape
-    valid = torch.arange(T, device=ids.device)[None, :] < lengths.to(ids.device)[:, None]  # (B, T)
+    position = torch.arange(T, device=ids.device)[None, :]
+    lengths = lengths.to(ids.device)[:, None]
     unigrams = ids % buckets  # (B, T)
-    bigrams = (ids[:, :-1] * _PRIME_A + ids[:, 1:] * _PRIME_B + 1) % buckets  # (B, T-1)
-    return torch.cat([unigrams, bigrams], dim=1), torch.cat([valid, valid[:, 1:]], dim=1)
+    bigrams = (ids * _PRIME_A + ids.roll(-1, dims=1) * _PRIME_B + 1) % buckets  # (B, T)
+    return (torch.cat([unigrams, bigrams], dim=1),
+            torch.cat([position < lengths, position + 1 < lengths], dim=1))
 
 
 def present_buckets(ids: torch.Tensor, lengths: torch.Tensor, buckets: int) -> torch.Tensor:
-    """(B, 2T-1) bucket ids with every bucket once per row and -1 elsewhere (binary features)."""
+    """(B, 2T) bucket ids with every bucket once per row and -1 elsewhere (binary features)."""
     hashed, valid = bucket_ids(ids, lengths, buckets)
     hashed = torch.where(valid, hashed, torch.full_like(hashed, -1)).sort(dim=1).values
-    repeat = torch.zeros_like(hashed, dtype=torch.bool)
-    repeat[:, 1:] = hashed[:, 1:] == hashed[:, :-1]
+    first = torch.arange(hashed.shape[1], device=hashed.device)[None, :] == 0
+    repeat = (hashed == hashed.roll(1, dims=1)) & ~first  # sorted: a repeat follows its first
     return hashed.masked_fill(repeat, -1)
 
 
 def bag_logits(ids: torch.Tensor, lengths: torch.Tensor, weight: torch.Tensor,
                bias: torch.Tensor) -> torch.Tensor:
     """The bag's logits (B, C): the weights of the n-grams a text holds, summed, plus the bias."""
-    present = present_buckets(ids, lengths, weight.shape[0])  # (B, 2T-1)
-    rows = weight[present.clamp(min=0)] * (present >= 0)[:, :, None].to(weight.dtype)  # (B, 2T-1, C)
+    present = present_buckets(ids, lengths, weight.shape[0])  # (B, 2T)
+    rows = weight[present.clamp(min=0)] * (present >= 0)[:, :, None].to(weight.dtype)  # (B, 2T, C)
     return rows.sum(dim=1) + bias
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import sys
 from pathlib import Path
 from typing import Callable
 
@@ -75,7 +74,7 @@ def train_members(model: nn.Module, members: int, config: TrainConfig,
                       and resolve_checkpoint_dir(out / "last") is not None)
         member = dataclasses.replace(config, seed=config.seed + k, out=out, resume=resume,
                                      overwrite=True)  # a member never started leaves no run behind
-        print(f"ensemble member {k + 1}/{members} (seed {member.seed})", file=sys.stderr)
+        print(f"ensemble member {k + 1}/{members} (seed {member.seed})", flush=True)
         results.append(training.fit(make_spec(copy.deepcopy(model), member.seed, k), member))
     return results
 

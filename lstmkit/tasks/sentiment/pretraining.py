@@ -18,7 +18,6 @@ wall time counts as training time.
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
 
 import torch
@@ -114,7 +113,7 @@ def pretrain_language_model(model: SentimentClassifier, train_sequences, valid_s
     device = select_device(config.device)
     before = evaluate_batches(lm.to(device), valid_batches, _lm_step, device)["loss"]
     print(f"pretraining the embedding and LSTM as a language model on {len(train_sequences):,} "
-          f"texts for {epochs} epoch(s); valid loss {before:.4f} nats/word", file=sys.stderr)
+          f"texts for {epochs} epoch(s); valid loss {before:.4f} nats/word", flush=True)
     batches = shuffled_batches(train_sequences, None, config.batch_size, config.seed + 104729)
     result = training.fit(TrainSpec(task=NAME + "-lm", model=lm, model_config={}, train_batches=batches,
                                     step=_lm_step, valid_batches=valid_batches, budget=budget),
@@ -187,7 +186,7 @@ def pretrain_on_labelled(model: SentimentClassifier, sequences: list[list[int]],
     pick = lambda items, idx: [items[i] for i in idx]  # noqa: E731
     config = dataclasses.replace(config, batch_size=batch_size or config.batch_size)
     print(f"pretraining the classifier on {len(kept)} labelled texts from {source} for {epochs} "
-          f"epoch(s)", file=sys.stderr)
+          f"epoch(s)", flush=True)
     result = training.fit(TrainSpec(
         task=NAME + "-transfer", model=model, model_config={},
         train_batches=shuffled_batches(pick(sequences, kept), pick(labels, kept), config.batch_size,

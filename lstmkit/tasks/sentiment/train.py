@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import sys
 import time
 
 import torch
@@ -96,14 +95,14 @@ def _fit_bag(model, texts: Texts, seed: int) -> tuple[torch.Tensor | None, dict 
     if model.bag_weight is None:
         return None, None
     started = time.perf_counter()
-    print(f"fitting the n-gram bag on {len(texts.train.labels):,} texts", file=sys.stderr)
+    print(f"fitting the n-gram bag on {len(texts.train.labels):,} texts", flush=True)
     bag, offsets = fit_bag(texts.train.sequences, texts.train.labels, texts.valid.sequences,
                            texts.valid.labels, len(texts.labels), model.bag_weight.shape[0], seed)
     model.bag_weight.copy_(bag.weight)
     model.bag_bias.copy_(bag.bias)
     nn.init.zeros_(model.head.weight)  # the LSTM starts as "no opinion": the model is the bag
     nn.init.zeros_(model.head.bias)
-    print(f"n-gram bag: valid accuracy {bag.valid_accuracy:.4f} (C {bag.c:g})", file=sys.stderr)
+    print(f"n-gram bag: valid accuracy {bag.valid_accuracy:.4f} (C {bag.c:g})", flush=True)
     return offsets, {"c": bag.c, "valid_accuracy": bag.valid_accuracy,
                      "seconds": round(time.perf_counter() - started, 1)}
 
@@ -113,7 +112,7 @@ def _baseline_first(recipe: TrainRecipe, texts: Texts) -> dict:
     if texts.test is None or not recipe.options.baseline:
         return {}
     test, classes, seed = texts.test, len(texts.labels), recipe.training.seed
-    print(f"fitting the bag-of-words baseline on {len(texts.train.labels):,} texts", file=sys.stderr)
+    print(f"fitting the bag-of-words baseline on {len(texts.train.labels):,} texts", flush=True)
     report = {"baseline": baseline_scores(texts.train.tokens, texts.train.labels, test.tokens,
                                           test.labels, classes, seed)}
     if texts.transfer.sequences:  # the same extra data offered to the linear model, for fairness
