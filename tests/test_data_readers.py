@@ -8,7 +8,7 @@ import torch
 
 from lstmkit.data.batching import LengthBuckets, text_batches, truncate
 from lstmkit.data.labels import LabelSet
-from lstmkit.data.readers import read_examples, read_texts
+from lstmkit.data.readers import read_examples, read_texts, read_unlabelled
 from lstmkit.data.tokenizer import Tokenizer
 from lstmkit.data.vocabulary import PAD, UNK, Vocabulary
 from lstmkit.errors import UsageError
@@ -154,3 +154,24 @@ def test_under_torchrun_each_rank_gets_its_share_and_the_loop_does_not_deal_agai
         assert distributed.is_sharded(text) and len(text) == 2  # 4 batches, every other one
     assert len(seen[0]) == len(seen[1]) == 5 and sorted(seen[0] + seen[1]) == list(range(10))
     assert not distributed.is_sharded(tensor_batches((rows,), 3, seed=0))  # evaluation: all rows
+
+
+def test_acl_imdb_as_unpacked_root_parts_and_unsup(tmp_path, capsys):
+    """--train aclImdb / --test aclImdb read its train/ and test/; train/unsup/ is unlabelled
+    text, never a third class, and can be read for pretraining."""
+    root = tmp_path / "aclImdb"
+    files = {"train/pos/0_9.txt": "A fine film.<br /><br />Loved it", "train/neg/1_2.txt": "Dull.",
+             "train/unsup/2_0.txt": "No label here", "test/pos/3_8.txt": "Great",
+             "test/neg/4_1.txt": "Awful"}
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    train = read_examples(root).examples
+    assert sorted((e.label, e.text) for e in train) == [("neg", "Dull."),
+                                                        ("pos", "A fine film. Loved it")]
+    err = capsys.readouterr().err
+    assert "reading its train/ folder" in err and "unlabelled texts, not a class" in err
+    test = read_examples(root, part="test").examples
+    assert sorted(e.label for e in test) == ["neg", "pos"] and LabelSet.build(
+        e.label for e in train).names == ["neg", "pos"]
+    assert read_unlabelled(root / "train" / "unsup") == ["No label here"]

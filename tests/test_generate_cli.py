@@ -108,3 +108,21 @@ def test_word_level_prime_with_unknown_words(tmp_path, capsys):
     captured = capsys.readouterr()
     assert captured.out.startswith("the zebra ")
     assert "read as <unk>: zebra" in captured.err
+
+
+def test_a_reader_that_leaves_ends_generate_quietly(tmp_path_factory):
+    """`lstmkit generate ... | head`: exit 141 (SIGPIPE's status), no traceback on stderr."""
+    import subprocess
+    import sys
+
+    from small_models import trained_runs
+
+    run = trained_runs(tmp_path_factory)["lm"]
+    child = subprocess.Popen([sys.executable, "-m", "lstmkit", "generate", "--model", str(run),
+                              "--length", "400000", "--seed", "1"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert len(child.stdout.read(10)) == 10
+    child.stdout.close()  # the reader leaves, as `head -c 10` does
+    err = child.stderr.read().decode()
+    assert child.wait(timeout=120) == 141, err
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
