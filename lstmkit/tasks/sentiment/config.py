@@ -59,7 +59,8 @@ class SentimentModel:
                               "what it misses. Hash buckets; 0 = LSTM only", check=at_least(0))
     ngram_buckets: int = option(0, "a bag of hashed word uni+bigrams trained jointly with the LSTM "
                                 "instead, e.g. 1048576; 0 = none", check=at_least(0))
-    max_len: int = option(400, "tokens kept per text (the first ones)", check=at_least(1))
+    max_len: int = option(400, "tokens the LSTM reads per text (the first ones); the n-gram bag "
+                          "reads the whole text", check=at_least(1))
     lowercase: bool = option(True, "fold case before tokenizing")
     ensemble: int = option(1, "fine-tune K classifiers from the same start (after any pretraining) "
                            "with seeds SEED..SEED+K-1 and predict with the mean of their "

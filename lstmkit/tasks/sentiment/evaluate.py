@@ -146,7 +146,8 @@ def evaluate_main(recipe) -> int:
     the baseline fitted on the texts the run trained on, printed and written as JSON."""
     from lstmkit.data.tokenizer import Tokenizer
     from lstmkit.tasks.evaluation import read_run_recipe, write_report
-    from lstmkit.tasks.sentiment.texts import encode_examples, read_labelled, training_examples
+    from lstmkit.tasks.sentiment.texts import (encode_examples, kept_tokens, read_labelled,
+                                               training_examples)
     from lstmkit.training import select_device
 
     options = recipe.evaluate
@@ -157,7 +158,8 @@ def evaluate_main(recipe) -> int:
     tokenizer = Tokenizer("text", lowercase=config.lowercase)
     skipped: dict[str, int] = {}
     examples = read_labelled(options.test, data, part="test", skipped=skipped)
-    test = encode_examples(examples, [tokenizer(e.text) for e in examples], vocab, labels, config.max_len)
+    test = encode_examples(examples, [tokenizer(e.text) for e in examples], vocab, labels,
+                           kept_tokens(config))
     report = {"model": _name_of(options.model, run), "labels": labels.names,
               **test_report(model, test, len(labels), device, options.progress, options.batch_size)}
     report["test"]["skipped_lines"] = skipped.get(str(options.test), 0)

@@ -38,8 +38,10 @@ class SentimentClassifier(nn.Module):
     def __init__(self, vocab_size: int, num_classes: int, embedding_dim: int = 128,
                  hidden_size: int = 128, num_layers: int = 1, bidirectional: bool = True,
                  dropout: float = 0.5, embedding_dropout: float = 0.2, pooling: str = "max",
-                 backend: str = "auto", ngram_buckets: int = 0, bag_buckets: int = 0):
+                 backend: str = "auto", ngram_buckets: int = 0, bag_buckets: int = 0,
+                 max_len: int | None = None):
         super().__init__()
+        self.max_len = max_len  # the LSTM reads at most the first max_len tokens; the bag all
         if pooling not in POOLINGS:
             raise ValueError(f"pooling {pooling!r}: expected one of {POOLINGS}")
         self.pooling = pooling
@@ -74,7 +76,8 @@ class SentimentClassifier(nn.Module):
 
     def encode(self, ids: torch.Tensor, lengths: torch.Tensor):
         """The LSTM over the (dropped-out) embeddings of a padded batch, run as if packed (it never
-        reads the padding): outputs (B, T, dirs*H), zero past each text's end, and h_n."""
+        reads past `lengths`, which `lstm_part` clamps to max_len): outputs (B, T', dirs*H), zero
+        past each text's end, and h_n."""
         x = self.embedding_dropout(self.embedding(ids))  # (B, T, E)
         y, (h_n, _) = self.lstm(x, lengths=lengths)
         return y, h_n
@@ -87,6 +90,8 @@ class SentimentClassifier(nn.Module):
                 bag: torch.Tensor | None = None) -> torch.Tensor:
         """ids (B, T) right-padded, lengths (B,) -> logits (B, C). `bag`: the fitted bag's logits
         to use instead of its own (cross-fitted ones while the LSTM trains)."""
+        all_ids, all_lengths = ids, lengths
+        ids, lengths = self.lstm_part(ids, lengths)
         y, h_n = self.encode(ids, lengths)
         if self.pooling == "last":
             # h_n (layers*dirs, B, H): the top layer's final forward (and backward) states.
@@ -105,8 +110,14 @@ class SentimentClassifier(nn.Module):
         if self.ngrams is not None:
             logits = logits + self.ngram_logits(ids, lengths)
         if self.bag_weight is not None:
-            logits = logits + (bag if bag is not None else self.bag(ids, lengths))
+            logits = logits + (bag if bag is not None else self.bag(all_ids, all_lengths))
         return logits
+
+    def lstm_part(self, ids: torch.Tensor, lengths: torch.Tensor):
+        """(ids, lengths) of the tokens the LSTM reads: the first max_len of each text. Lengths
+        clamped, not ids sliced: packing skips the rest in eager, masks do in an exported graph,
+        and a slice would fix the exported length at max_len."""
+        return ids, (lengths if self.max_len is None else lengths.clamp(max=self.max_len))
 
 
 class SentimentEnsemble(nn.Module):
@@ -134,7 +145,7 @@ def build_classifier(config: SentimentModel, backend: str = "auto") -> Sentiment
     return SentimentClassifier(config.vocab_size, config.num_classes, config.embedding_dim,
                                config.hidden_size, config.num_layers, config.bidirectional,
                                config.dropout, config.embedding_dropout, config.pooling, backend,
-                               config.ngram_buckets, config.bag_buckets)
+                               config.ngram_buckets, config.bag_buckets, config.max_len)
 
 
 def build_model(config: SentimentModel, backend: str = "auto") -> nn.Module:

@@ -17,7 +17,7 @@ from lstmkit.tasks.saved_model import LoadedModel, load_model
 from lstmkit.tasks.sentiment.config import PredictRecipe
 from lstmkit.tasks.sentiment.evaluate import predict_logits
 from lstmkit.tasks.sentiment.model import MODEL
-from lstmkit.tasks.sentiment.texts import encode_texts
+from lstmkit.tasks.sentiment.texts import encode_texts, kept_tokens
 from lstmkit.training import select_device
 
 
@@ -52,7 +52,7 @@ def main(recipe: PredictRecipe) -> int:
     loaded, vocab, labels = load(options.model, device, options.backend)
     texts = _texts(options)
     tokenizer = Tokenizer("text", lowercase=loaded.config.lowercase)
-    sequences = encode_texts([tokenizer(t) for t in texts], vocab, loaded.config.max_len)
+    sequences = encode_texts([tokenizer(t) for t in texts], vocab, kept_tokens(loaded.config))
     logits = predict_logits(loaded.model, text_batches(sequences, None, 256), device)
     for text, p in zip(texts, torch.softmax(logits, 1)):
         best = int(p.argmax())

@@ -66,6 +66,7 @@ class PretrainingLM(nn.Module):
         return head(hidden, targets).loss
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        ids, lengths = self.classifier.lstm_part(ids, lengths)  # the text the LSTM reads
         y, _ = self.classifier.encode(ids, lengths)  # (B, T', dirs*H), T' = the padded length
         y = self.dropout(y)
         ids = ids[:, :y.shape[1]]

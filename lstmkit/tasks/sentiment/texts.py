@@ -18,7 +18,7 @@ from lstmkit.data.readers import Example, read_examples, read_unlabelled
 from lstmkit.data.tokenizer import Tokenizer
 from lstmkit.data.vocabulary import PAD, UNK, Vocabulary
 from lstmkit.errors import UsageError
-from lstmkit.tasks.sentiment.config import SentimentData, TrainRecipe, Transfer
+from lstmkit.tasks.sentiment.config import SentimentData, SentimentModel, TrainRecipe, Transfer
 from lstmkit.tasks.sentiment.pretraining import label_map
 
 
@@ -76,7 +76,13 @@ def training_examples(data: SentimentData, seed: int, skipped: dict[str, int] | 
     return split_valid(train, data.valid_fraction, seed)
 
 
-def encode_texts(tokens: list[list[str]], vocab: Vocabulary, max_len: int) -> list[list[int]]:
+def kept_tokens(model: SentimentModel) -> int | None:
+    """How many tokens of each text a classifier is given: all of them when it has a bag (the
+    bag reads the whole text, the LSTM its first max_len), else max_len."""
+    return None if model.bag_buckets else model.max_len
+
+
+def encode_texts(tokens: list[list[str]], vocab: Vocabulary, max_len: int | None) -> list[list[int]]:
     return [truncate(vocab.encode(t), max_len, vocab.pad_index) for t in tokens]
 
 
@@ -110,11 +116,11 @@ def read_and_encode(recipe: TrainRecipe, seed: int) -> Texts:
     # Words of the unlabelled texts get embeddings too: the pretraining learns them.
     vocab = Vocabulary.build(tokens["train"] + tokens["transfer"] + tokens["unlabelled"],
                              min_freq=data.min_freq, max_size=data.max_vocab, pad=PAD, unk=UNK)
-    max_len = recipe.model.max_len
+    max_len, kept = recipe.model.max_len, kept_tokens(recipe.model)
     transfer_sequences = encode_texts(tokens["transfer"], vocab, max_len)
-    return Texts(labels, vocab, encode_examples(train_examples, tokens["train"], vocab, labels, max_len),
-                 encode_examples(valid_examples, tokens["valid"], vocab, labels, max_len),
-                 encode_examples(test_examples, tokens["test"], vocab, labels, max_len)
+    return Texts(labels, vocab, encode_examples(train_examples, tokens["train"], vocab, labels, kept),
+                 encode_examples(valid_examples, tokens["valid"], vocab, labels, kept),
+                 encode_examples(test_examples, tokens["test"], vocab, labels, kept)
                  if test_examples else None,
                  Encoded(transfer_sequences, [transfer_labels[e.label] for e in transfer_examples],
                          tokens["transfer"]),
