@@ -47,7 +47,8 @@ def train_sentiment(root: Path) -> Path:
     out = root / "sentiment"
     status = main(["train", "sentiment", "--train", str(data), "--out", str(out), "--epochs", "2", "--batch-size",
                    "16", "--embedding-dim", "8", "--hidden-size", "8", "--lr", "0.03", "--min-freq", "1",
-                   "--no-progress", "--no-baseline", "--seed", "0", "--backend", "native"])
+                   "--no-progress", "--no-baseline", "--seed", "0", "--backend", "native",
+                   "--bag-buckets", "4096"])
     assert status == 0
     return out
 

@@ -67,7 +67,7 @@ def test_bad_training_file_exits_2_naming_file_and_line(tmp_path, capsys):
     bad = tmp_path / "bad.ft.txt"
     bad.write_text("__label__1 fine text\nthis line has no label\n__label__2 ok\n")
     argv = ["train", "sentiment", "--train", str(bad), "--out", str(tmp_path / "o"), "--epochs", "1",
-            "--no-progress", "--no-baseline"]
+            "--no-progress", "--no-baseline", "--bag-buckets", "4096"]
     assert main(argv) == 2
     assert f"{bad}:2: expected '__label__X text'" in capsys.readouterr().err
     # Skipping is explicit and reported.
@@ -133,7 +133,7 @@ def test_pretraining_lowers_lm_loss_and_classifier_starts_from_it(tmp_path, monk
     assert main(["train", "sentiment", "--train", str(train_file), "--out", str(out),
                  "--epochs", "1", "--batch-size", "16", "--embedding-dim", "12", "--hidden-size", "8",
                  "--min-freq", "1", "--pretrain-epochs", "3", "--pretrain-lr", "0.02",
-                 "--no-progress", "--no-baseline"]) == 0
+                 "--no-progress", "--no-baseline", "--bag-buckets", "4096"]) == 0
     report = json.loads((out / "report.json").read_text())
     pre = report["pretraining"]
     assert pre["valid_loss_after"] < pre["valid_loss_before"] - 0.3
@@ -195,7 +195,8 @@ def test_pretrain_on_related_labelled_data(tmp_path, monkeypatch, capsys):
     out = tmp_path / "run"
     args = ["train", "sentiment", "--train", str(train_file), "--out", str(out), "--epochs", "1",
             "--batch-size", "16", "--embedding-dim", "12", "--hidden-size", "8", "--min-freq", "1",
-            "--lr", "0.02", "--no-progress", "--test", str(train_file), "--pretrain-on", str(related),
+            "--lr", "0.02", "--no-progress", "--bag-buckets", "4096", "--test", str(train_file),
+            "--pretrain-on", str(related),
             "--pretrain-on-epochs", "4", "--pretrain-on-batch-size", "20"]
     assert main(args[:-6] + ["--pretrain-label-map", "0=1"]) == 2  # without --pretrain-on
     assert "--pretrain-label-map needs --pretrain-on FILE" in capsys.readouterr().err
@@ -233,7 +234,8 @@ def test_out_defaults_to_runs_sentiment(tmp_path, monkeypatch):
     train_file = write_fasttext(tmp_path / "train.ft.txt", 40, seed=7)
     monkeypatch.chdir(tmp_path)
     args = ["train", "sentiment", "--train", str(train_file), "--epochs", "1", "--batch-size", "16",
-            "--embedding-dim", "8", "--hidden-size", "8", "--min-freq", "1", "--no-progress"]
+            "--embedding-dim", "8", "--hidden-size", "8", "--min-freq", "1", "--no-progress",
+            "--bag-buckets", "4096"]
     assert main(args) == 0
     assert (tmp_path / "runs" / "sentiment" / "best").is_dir()
     assert main(args) == 2
