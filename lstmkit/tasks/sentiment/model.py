@@ -27,7 +27,7 @@ import lstmkit
 from lstmkit.data.labels import LabelSet
 from lstmkit.data.vocabulary import Vocabulary
 from lstmkit.tasks.saved_model import Disagreement, ModelKind, agree, read_extra
-from lstmkit.tasks.sentiment.bag import bag_logits
+from lstmkit.tasks.sentiment.bag import bag_logits, bucket_ids
 from lstmkit.tasks.sentiment.config import NAME, POOLINGS, SentimentModel, upgrade_v1
 from lstmkit.tasks.sentiment.export import export_form, from_exported
 
@@ -63,14 +63,10 @@ class SentimentClassifier(nn.Module):
         self.register_buffer("bag_bias", torch.zeros(num_classes) if bag_buckets else None)  # (C,)
 
     def ngram_logits(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Sum of the hashed uni- and bigram weights over each text / sqrt(count): (B, C)."""
-        B, T = ids.shape
-        valid = torch.arange(T, device=ids.device)[None, :] < lengths.to(ids.device)[:, None]  # (B, T)
-        unigrams = ids % self.ngram_buckets  # (B, T)
-        # Bigram (a, b) -> a large-prime mix of both ids, folded into the table.
-        bigrams = (ids[:, :-1] * 1_000_003 + ids[:, 1:] * 7 + 1) % self.ngram_buckets  # (B, T-1)
-        buckets = torch.cat([unigrams, bigrams], dim=1)  # (B, 2T-1)
-        mask = torch.cat([valid, valid[:, 1:]], dim=1).to(self.ngrams.weight.dtype)  # (B, 2T-1)
+        """Sum of the hashed uni- and bigram weights over each text / sqrt(count): (B, C). The
+        n-grams are hashed as the fitted bag hashes them (`bucket_ids`)."""
+        buckets, valid = bucket_ids(ids, lengths, self.ngram_buckets)  # (B, 2T), (B, 2T)
+        mask = valid.to(self.ngrams.weight.dtype)
         summed = (self.ngrams(buckets) * mask[:, :, None]).sum(dim=1)  # (B, C)
         return summed / mask.sum(dim=1, keepdim=True).clamp(min=1).sqrt()
 
