@@ -128,3 +128,15 @@ def test_evaluate_language_model_and_seqmnist(tmp_path, capsys):
     trained = json.loads((mnist / "test_metrics.json").read_text())["test_accuracy"]
     assert main(["evaluate", "--model", str(mnist), "--test", str(npz)]) == 0
     assert evaluation(mnist)["test_accuracy"] == pytest.approx(trained)
+
+
+
+def test_unreadable_run_settings_are_one_line_refusals(tmp_path):
+    from lstmkit.errors import UsageError
+    from lstmkit.tasks.evaluation import read_run_recipe
+
+    for text, reason in (("[" * 100000, "nested too deeply"), ("[1, 2]", "not a JSON object"),
+                         ("{not json", "cannot read the run's settings")):
+        (tmp_path / "recipe.json").write_text(text)
+        with pytest.raises(UsageError, match=reason):
+            read_run_recipe(tmp_path)

@@ -15,7 +15,8 @@ from pathlib import Path
 from lstmkit.errors import UsageError
 from lstmkit.recipe import at_least, between, option, section, to_json
 from lstmkit.training import atomic
-from lstmkit.training.checkpoint import read_config, resolve_checkpoint_dir, run_or_checkpoint_dir
+from lstmkit.training.checkpoint import (read_config, read_json, resolve_checkpoint_dir,
+                                        run_or_checkpoint_dir)
 from lstmkit.training.config import backend_names
 
 RECIPE_FILE = "recipe.json"
@@ -94,10 +95,10 @@ def read_run_recipe(directory: Path) -> dict:
     for folder in (Path(directory), Path(directory).parent):
         path = folder / RECIPE_FILE
         if path.is_file():
-            try:
-                return json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-                raise UsageError(f"{path}: cannot read the run's settings ({error})") from None
+            settings = read_json(path, "the run's settings")
+            if not isinstance(settings, dict):
+                raise UsageError(f"{path}: cannot read the run's settings (not a JSON object)")
+            return settings
     return {}
 
 
