@@ -182,6 +182,7 @@ def _name_of(directory: Path, run: dict) -> str:
         if (folder / "report.json").is_file():
             try:
                 return json.loads((folder / "report.json").read_text())["model"]
-            except (OSError, ValueError, KeyError):
-                break
-    return "the model" if not run else "BiLSTM" + (" + n-gram bag" if run["model"].get("bag_buckets") else "")
+            except (OSError, ValueError, KeyError, TypeError, RecursionError):  # only a name: a
+                break                                                     # damaged report costs it
+    model = run.get("model") if isinstance(run.get("model"), dict) else {}
+    return "the model" if not model else "BiLSTM" + (" + n-gram bag" if model.get("bag_buckets") else "")
